@@ -70,6 +70,10 @@ export interface Model {
    * class probabilities for a classifier, the prediction for a regressor.
    */
   readonly primaryOutput: string;
+  /** Column names of the primary input's last dimension, when the model ships them. */
+  readonly featureNames?: readonly string[];
+  /** Class names in the order of the primary output's columns, when the model ships them. */
+  readonly classNames?: readonly string[];
   /**
    * Runs the model. Inputs must already match `inputs` (adapters validate); the promise rejects
    * only for faults of the model or the runtime, never for a client's mistake.
