@@ -1,0 +1,191 @@
+import * as gcp from "@pulumi/gcp";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+/** Primary range of the subnet: node addresses. */
+export const NODE_RANGE = "10.10.0.0/20";
+/** Secondary range the cluster gives pods (VPC-native), named {@link POD_RANGE_NAME}. */
+export const POD_RANGE = "10.20.0.0/14";
+/** Secondary range the cluster gives Services, named {@link SERVICE_RANGE_NAME}. */
+export const SERVICE_RANGE = "10.24.0.0/20";
+export const POD_RANGE_NAME = "pods";
+export const SERVICE_RANGE_NAME = "services";
+
+/** The Google APIs a GKE cluster in its own VPC needs enabled. */
+export const GKE_APIS = ["compute.googleapis.com", "container.googleapis.com"] as const;
+
+/** Arguments of {@link GkeCluster}. */
+export interface GkeClusterArgs {
+  /** Google Cloud project. Required. */
+  readonly project: pulumi.Input<string>;
+  /** Region of the network's subnet. Required. */
+  readonly region: pulumi.Input<string>;
+  /** Zone of the (zonal) cluster and its nodes, inside `region`. Required. */
+  readonly zone: pulumi.Input<string>;
+  /** Nodes the pool starts with. Required. */
+  readonly nodeCount: pulumi.Input<number>;
+  /** Fewest nodes the cluster autoscaler keeps. Required. */
+  readonly minNodes: pulumi.Input<number>;
+  /** Most nodes the cluster autoscaler adds. Required. */
+  readonly maxNodes: pulumi.Input<number>;
+  /** Compute Engine machine type of the nodes. Required. */
+  readonly machineType: pulumi.Input<string>;
+  /** GKE release channel; default "REGULAR". */
+  readonly releaseChannel?: pulumi.Input<"RAPID" | "REGULAR" | "STABLE">;
+}
+
+/**
+ * A zonal, VPC-native GKE cluster in its own network: the default node pool replaced by one this
+ * stack manages, Workload Identity on, Dataplane V2 enforcing NetworkPolicies, deletion
+ * protection off so `pulumi destroy` works. Exposes a secret kubeconfig that authenticates with
+ * `gke-gcloud-auth-plugin` and a `k8s.Provider` built from it.
+ */
+export class GkeCluster extends pulumi.ComponentResource {
+  /** Name GKE knows the cluster by. */
+  readonly clusterName: pulumi.Output<string>;
+  /** Kubeconfig for the cluster (secret), using the `gke-gcloud-auth-plugin` exec credential. */
+  readonly kubeconfig: pulumi.Output<string>;
+  /** The kubeconfig context name, as `gcloud container clusters get-credentials` names it. */
+  readonly contextName: pulumi.Output<string>;
+  /** Provider for Kubernetes resources in this cluster; usable once the node pool exists. */
+  readonly provider: k8s.Provider;
+
+  constructor(name: string, args: GkeClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("mlscore:index:GkeCluster", name, {}, opts);
+
+    // Left enabled on destroy: other workloads in the project may rely on these APIs.
+    const apis = GKE_APIS.map(
+      (service) =>
+        new gcp.projects.Service(
+          `${name}-${service.split(".")[0]}-api`,
+          { project: args.project, service, disableOnDestroy: false },
+          { parent: this },
+        ),
+    );
+
+    const network = new gcp.compute.Network(
+      `${name}-network`,
+      { project: args.project, autoCreateSubnetworks: false },
+      { parent: this, dependsOn: apis },
+    );
+
+    const subnet = new gcp.compute.Subnetwork(
+      `${name}-subnet`,
+      {
+        project: args.project,
+        region: args.region,
+        network: network.id,
+        ipCidrRange: NODE_RANGE,
+        // Nodes without public addresses still reach Artifact Registry and Cloud Storage.
+        privateIpGoogleAccess: true,
+        secondaryIpRanges: [
+          { rangeName: POD_RANGE_NAME, ipCidrRange: POD_RANGE },
+          { rangeName: SERVICE_RANGE_NAME, ipCidrRange: SERVICE_RANGE },
+        ],
+      },
+      { parent: this },
+    );
+
+    const cluster = new gcp.container.Cluster(
+      `${name}-cluster`,
+      {
+        project: args.project,
+        location: args.zone,
+        network: network.id,
+        subnetwork: subnet.id,
+        networkingMode: "VPC_NATIVE",
+        ipAllocationPolicy: {
+          clusterSecondaryRangeName: POD_RANGE_NAME,
+          servicesSecondaryRangeName: SERVICE_RANGE_NAME,
+        },
+        // A cluster cannot be created without nodes; the default pool is dropped right after
+        // so the managed pool below can change machine type or size without a new cluster.
+        removeDefaultNodePool: true,
+        initialNodeCount: 1,
+        deletionProtection: false,
+        releaseChannel: { channel: args.releaseChannel ?? "REGULAR" },
+        workloadIdentityConfig: { workloadPool: pulumi.interpolate`${args.project}.svc.id.goog` },
+        // Dataplane V2: without it GKE accepts NetworkPolicies but does not enforce them.
+        datapathProvider: "ADVANCED_DATAPATH",
+      },
+      { parent: this, dependsOn: apis },
+    );
+
+    const nodePool = new gcp.container.NodePool(
+      `${name}-nodes`,
+      {
+        project: args.project,
+        location: args.zone,
+        cluster: cluster.name,
+        // initialNodeCount, not nodeCount: the autoscaler owns the size after creation, and
+        // nodeCount would fight it on every `up`.
+        initialNodeCount: args.nodeCount,
+        autoscaling: { minNodeCount: args.minNodes, maxNodeCount: args.maxNodes },
+        management: { autoRepair: true, autoUpgrade: true },
+        nodeConfig: {
+          machineType: args.machineType,
+          diskSizeGb: 50,
+          oauthScopes: ["https://www.googleapis.com/auth/cloud-platform"],
+          // Pods get Workload Identity tokens instead of the node's service account.
+          workloadMetadataConfig: { mode: "GKE_METADATA" },
+          shieldedInstanceConfig: { enableSecureBoot: true, enableIntegrityMonitoring: true },
+          labels: { "app.kubernetes.io/part-of": "mlscore" },
+        },
+      },
+      { parent: this },
+    );
+
+    this.clusterName = cluster.name;
+    this.contextName = pulumi.interpolate`gke_${cluster.project}_${cluster.location}_${cluster.name}`;
+    this.kubeconfig = pulumi.secret(
+      gkeKubeconfig(this.contextName, cluster.endpoint, cluster.masterAuth.clusterCaCertificate),
+    );
+
+    // Waits for the node pool: workloads applied to a cluster without nodes never schedule.
+    this.provider = new k8s.Provider(
+      `${name}-provider`,
+      { kubeconfig: this.kubeconfig },
+      { parent: this, dependsOn: [nodePool] },
+    );
+
+    this.registerOutputs({
+      clusterName: this.clusterName,
+      contextName: this.contextName,
+      kubeconfig: this.kubeconfig,
+    });
+  }
+}
+
+/**
+ * A kubeconfig with one context that authenticates through `gke-gcloud-auth-plugin`, so no
+ * long-lived credential is written into it: the plugin asks gcloud for a fresh token.
+ */
+export function gkeKubeconfig(
+  contextName: pulumi.Input<string>,
+  endpoint: pulumi.Input<string>,
+  caCertificate: pulumi.Input<string>,
+): pulumi.Output<string> {
+  return pulumi.interpolate`apiVersion: v1
+kind: Config
+clusters:
+  - name: ${contextName}
+    cluster:
+      certificate-authority-data: ${caCertificate}
+      server: https://${endpoint}
+contexts:
+  - name: ${contextName}
+    context:
+      cluster: ${contextName}
+      user: ${contextName}
+current-context: ${contextName}
+users:
+  - name: ${contextName}
+    user:
+      exec:
+        apiVersion: client.authentication.k8s.io/v1beta1
+        command: gke-gcloud-auth-plugin
+        installHint: Install gke-gcloud-auth-plugin (gcloud components install gke-gcloud-auth-plugin)
+        provideClusterInfo: true
+        interactiveMode: Never
+`;
+}

@@ -1,0 +1,104 @@
+import * as docker from "@pulumi/docker";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * The registry `npm run kind:up` runs beside the cluster, as Kind's local-registry guide sets it
+ * up: the host pushes to localhost:5001 and every node resolves the same name to it.
+ */
+export const KIND_REGISTRY = "localhost:5001";
+/** The Docker network Kind puts its nodes on. */
+export const KIND_NETWORK = "kind";
+
+/** Arguments of {@link KindCluster}. */
+export interface KindClusterArgs {
+  /** Name the cluster was created with (`kind create cluster --name`). Required. */
+  readonly clusterName: pulumi.Input<string>;
+  /**
+   * Addresses for MetalLB; default derived from the `kind` Docker network's IPv4 subnet with
+   * {@link loadBalancerRange}.
+   */
+  readonly addressRange?: pulumi.Input<string>;
+}
+
+/**
+ * A Kind cluster made outside Pulumi (`npm run kind:up`): the Kubernetes provider for its
+ * `kind-<name>` context in the default kubeconfig, the local registry, and the address range
+ * MetalLB can hand out on the `kind` Docker network.
+ */
+export class KindCluster extends pulumi.ComponentResource {
+  /** The kubeconfig context Kind wrote, `kind-<clusterName>`. */
+  readonly contextName: pulumi.Output<string>;
+  /** Registry the image is pushed to; nodes pull from it under the same name. */
+  readonly registry: pulumi.Output<string>;
+  /** Addresses for MetalLB's pool, reachable from the host on Linux. */
+  readonly addressRange: pulumi.Output<string>;
+  /** Provider for Kubernetes resources in this cluster. */
+  readonly provider: k8s.Provider;
+
+  constructor(name: string, args: KindClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("mlscore:index:KindCluster", name, {}, opts);
+
+    this.contextName = pulumi.interpolate`kind-${args.clusterName}`;
+    this.registry = pulumi.output(KIND_REGISTRY);
+    this.addressRange =
+      args.addressRange !== undefined
+        ? pulumi.output(args.addressRange)
+        : docker
+            .getNetworkOutput({ name: KIND_NETWORK }, { parent: this })
+            .apply((network) =>
+              loadBalancerRange((network.ipamConfigs ?? []).map((ipam) => ipam.subnet ?? "")),
+            );
+
+    // No kubeconfig given: the provider reads KUBECONFIG or ~/.kube/config, where kind wrote it.
+    this.provider = new k8s.Provider(
+      `${name}-provider`,
+      { context: this.contextName },
+      { parent: this },
+    );
+
+    this.registerOutputs({
+      contextName: this.contextName,
+      registry: this.registry,
+      addressRange: this.addressRange,
+    });
+  }
+}
+
+/** Addresses kept at the top of the subnet: Docker hands out container addresses from the bottom. */
+const RANGE_SIZE = 51;
+const RANGE_GAP_BELOW_BROADCAST = 5;
+
+/**
+ * The MetalLB range for a Docker network: 51 addresses just below the top of its IPv4 subnet,
+ * far from the addresses Docker gives containers (172.18.0.0/16 → 172.18.255.200-172.18.255.250).
+ * `subnets` are the network's IPAM subnets; IPv6 ones are skipped.
+ */
+export function loadBalancerRange(subnets: readonly string[]): string {
+  const ipv4 = subnets.find((subnet) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(subnet));
+  if (ipv4 === undefined) {
+    throw new Error(
+      `the "${KIND_NETWORK}" Docker network has no IPv4 subnet (found [${subnets.join(", ")}]); ` +
+        "set a MetalLB range with: pulumi config set metallbAddressRange <first>-<last>",
+    );
+  }
+  const [address, prefixText] = ipv4.split("/");
+  const prefix = Number(prefixText);
+  const octets = address.split(".").map(Number);
+  if (prefix < 8 || prefix > 24 || octets.some((octet) => octet > 255)) {
+    throw new Error(
+      `the "${KIND_NETWORK}" Docker network's subnet ${ipv4} is not an IPv4 network of /8 to /24; ` +
+        "set a MetalLB range with: pulumi config set metallbAddressRange <first>-<last>",
+    );
+  }
+  const base = octets.reduce((sum, octet) => sum * 256 + octet, 0);
+  const size = 2 ** (32 - prefix);
+  const broadcast = base - (base % size) + size - 1;
+  const last = broadcast - RANGE_GAP_BELOW_BROADCAST;
+  const first = last - RANGE_SIZE + 1;
+  return `${dotted(first)}-${dotted(last)}`;
+}
+
+function dotted(address: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join(".");
+}

@@ -1,0 +1,491 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/** The project name from Pulumi.yaml; project config keys are namespaced with it. */
+export const PROJECT = "mlscore";
+
+/**
+ * Every project config key. Each is declared in Pulumi.yaml's `config:` block with its type and
+ * default (only `target` has no default, so the CLI makes every stack set it).
+ */
+export const CONFIG_KEYS = [
+  "target",
+  "namespace",
+  "replicas",
+  "minReplicas",
+  "maxReplicas",
+  "targetCpuUtilization",
+  "cpuRequest",
+  "cpuLimit",
+  "memoryRequest",
+  "memoryLimit",
+  "modelUri",
+  "modelName",
+  "istioEnabled",
+  "istioVersion",
+  "metallbVersion",
+  "metallbAddressRange",
+  "kindClusterName",
+  "gcpProject",
+  "gcpRegion",
+  "gcpZone",
+  "nodeCount",
+  "minNodes",
+  "maxNodes",
+  "machineType",
+] as const;
+
+/** A project config key, without its `mlscore:` namespace. */
+export type ConfigKey = (typeof CONFIG_KEYS)[number];
+
+/** Raw config as the engine hands it over: namespaced keys (`mlscore:replicas`, `gcp:project`). */
+export type RawConfig = Readonly<Record<string, string | undefined>>;
+
+/** The application's settings, the same on every target. */
+export interface AppSettings {
+  readonly namespace: string;
+  readonly replicas: number;
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
+  /** Average CPU utilisation, in percent of the request, the autoscaler aims for. */
+  readonly targetCpuUtilization: number;
+  readonly cpuRequest: string;
+  readonly cpuLimit: string;
+  readonly memoryRequest: string;
+  readonly memoryLimit: string;
+  /** Undefined: the image's built-in iris model. */
+  readonly modelUri?: string;
+  /** Undefined: the service names the model after its file. */
+  readonly modelName?: string;
+}
+
+/** Istio, installed from its Helm charts when enabled. */
+export interface IstioSettings {
+  readonly enabled: boolean;
+  readonly version: string;
+}
+
+/** A local Kind cluster made by `npm run kind:up`, with MetalLB for LoadBalancer Services. */
+export interface KindSettings {
+  readonly target: "kind";
+  readonly clusterName: string;
+  readonly metallbVersion: string;
+  /** Undefined: derived from the `kind` Docker network's subnet. */
+  readonly metallbAddressRange?: string;
+}
+
+/** A GKE cluster the stack creates. */
+export interface GkeSettings {
+  readonly target: "gke";
+  readonly project: string;
+  readonly region: string;
+  readonly zone: string;
+  readonly nodeCount: number;
+  readonly minNodes: number;
+  readonly maxNodes: number;
+  readonly machineType: string;
+}
+
+/** The whole, validated configuration of one stack. */
+export interface StackConfig {
+  readonly cluster: KindSettings | GkeSettings;
+  readonly app: AppSettings;
+  readonly istio: IstioSettings;
+}
+
+/**
+ * Config the program cannot run with. One line per problem, each naming the key and the command
+ * that fixes it. A RunError, so the CLI shows the message without a stack trace.
+ */
+export class ConfigError extends pulumi.RunError {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+/** Namespaces and prefixes the cluster or the add-ons own. */
+const RESERVED_NAMESPACES = [
+  "default",
+  "kube-system",
+  "kube-public",
+  "kube-node-lease",
+  "istio-system",
+  "istio-ingress",
+  "metallb-system",
+];
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const VERSION = /^\d+\.\d+\.\d+$/;
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const GCP_PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+const GCP_REGION = /^[a-z]+-[a-z]+[0-9]+$/;
+const MACHINE_TYPE = /^[a-z][a-z0-9]*-[a-z0-9-]*[a-z0-9]$/;
+const CPU = /^(\d+m|\d+(\.\d{1,3})?)$/;
+const MEMORY = /^(\d+)(Ki|Mi|Gi|Ti)?$/;
+const MEMORY_UNITS: Record<string, number> = {
+  "": 1,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+};
+
+/** Reads project keys, collecting every problem instead of stopping at the first. */
+class ConfigReader {
+  readonly problems: string[] = [];
+
+  constructor(private readonly raw: RawConfig) {}
+
+  /** The raw value, or undefined (with a problem recorded) when the key is not set at all. */
+  value(key: ConfigKey, example: string): string | undefined {
+    const value = this.raw[`${PROJECT}:${key}`];
+    if (value === undefined) {
+      this.fail(key, "is not set (Pulumi.yaml declares its default)", example);
+    }
+    return value;
+  }
+
+  fail(key: ConfigKey, problem: string, example: string): void {
+    this.problems.push(
+      `${PROJECT}:${key} ${problem}; set it with: pulumi config set ${key} ${example}`,
+    );
+  }
+
+  /** A string that must match `pattern`; empty is allowed only when `optional`. */
+  text(key: ConfigKey, what: string, pattern: RegExp, example: string, optional = false): string {
+    const value = this.value(key, example);
+    if (value === undefined || (optional && value === "")) {
+      return "";
+    }
+    if (!pattern.test(value)) {
+      this.fail(key, `must be ${what} (got "${value}")`, example);
+    }
+    return value;
+  }
+
+  integer(key: ConfigKey, min: number, max: number, example: number): number {
+    const value = this.value(key, String(example));
+    if (value === undefined) {
+      return example;
+    }
+    const parsed = Number(value);
+    if (!/^\d+$/.test(value) || parsed < min || parsed > max) {
+      this.fail(
+        key,
+        `must be a whole number from ${min} to ${max} (got "${value}")`,
+        String(example),
+      );
+      return example;
+    }
+    return parsed;
+  }
+
+  boolean(key: ConfigKey, example: boolean): boolean {
+    const value = this.value(key, String(example));
+    if (value === "true" || value === "false") {
+      return value === "true";
+    }
+    if (value !== undefined) {
+      this.fail(key, `must be true or false (got "${value}")`, String(example));
+    }
+    return example;
+  }
+
+  /** `small` must not exceed `large`; the fix raises or lowers `fixKey` to the other's value. */
+  ordered(
+    small: { key: ConfigKey; value: number; shown?: string },
+    large: { key: ConfigKey; value: number; shown?: string },
+    fixKey: ConfigKey,
+  ): void {
+    if (small.value > large.value) {
+      const smallShown = small.shown ?? String(small.value);
+      const largeShown = large.shown ?? String(large.value);
+      this.problems.push(
+        `${PROJECT}:${small.key} (${smallShown}) must not exceed ${PROJECT}:${large.key} (${largeShown}); ` +
+          `set it with: pulumi config set ${fixKey} ${fixKey === small.key ? largeShown : smallShown}`,
+      );
+    }
+  }
+}
+
+/** Millicores of a Kubernetes CPU quantity already matched by {@link CPU}. */
+function millicores(quantity: string): number {
+  return quantity.endsWith("m")
+    ? Number(quantity.slice(0, -1))
+    : Math.round(Number(quantity) * 1000);
+}
+
+/** Bytes of a Kubernetes memory quantity already matched by {@link MEMORY}. */
+function bytes(quantity: string): number {
+  const match = MEMORY.exec(quantity);
+  return match ? Number(match[1]) * MEMORY_UNITS[match[2] ?? ""] : NaN;
+}
+
+/** The four 8-bit parts of a dotted IPv4 address, or undefined when it is not one. */
+function ipv4(text: string): number | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
+    return undefined;
+  }
+  return parts.reduce((sum, p) => sum * 256 + Number(p), 0);
+}
+
+/** Whether `text` is a MetalLB address range: `first-last` (first <= last) or an IPv4 CIDR. */
+export function isAddressRange(text: string): boolean {
+  const cidr = /^([^/]+)\/(\d{1,2})$/.exec(text);
+  if (cidr) {
+    return ipv4(cidr[1]) !== undefined && Number(cidr[2]) <= 32;
+  }
+  const [first, last, ...rest] = text.split("-");
+  const from = ipv4(first ?? "");
+  const to = ipv4(last ?? "");
+  return rest.length === 0 && from !== undefined && to !== undefined && from <= to;
+}
+
+/** Whether the service can load a model from this URI (empty means the built-in model). */
+function isModelUri(uri: string): boolean {
+  return (
+    uri === "identity" ||
+    /^https:\/\/[^/\s]+\/\S*$/.test(uri) ||
+    /^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}\/\S+$/.test(uri) ||
+    /^\/\S+$/.test(uri)
+  );
+}
+
+/**
+ * Validates raw config (namespaced keys, values as the CLI passes them: strings) into a
+ * {@link StackConfig}. Throws one {@link ConfigError} listing every problem.
+ */
+export function parseConfig(raw: RawConfig): StackConfig {
+  const read = new ConfigReader(raw);
+
+  const targetValue = raw[`${PROJECT}:target`];
+  let target: "kind" | "gke" = "kind";
+  if (targetValue === undefined || targetValue === "") {
+    read.fail("target", "is required: kind (a local Kind cluster) or gke (Google Cloud)", "kind");
+  } else if (targetValue === "kind" || targetValue === "gke") {
+    target = targetValue;
+  } else {
+    read.fail("target", `must be kind or gke (got "${targetValue}")`, "kind");
+  }
+
+  const namespace = read.text(
+    "namespace",
+    "a lowercase DNS label of at most 63 characters",
+    DNS_LABEL,
+    "mlscore",
+  );
+  if (namespace.length > 63) {
+    read.fail("namespace", `must be at most 63 characters (got ${namespace.length})`, "mlscore");
+  } else if (RESERVED_NAMESPACES.includes(namespace) || namespace.startsWith("kube-")) {
+    read.fail(
+      "namespace",
+      `must not be "${namespace}", which the cluster or an add-on owns`,
+      "mlscore",
+    );
+  }
+
+  const replicas = read.integer("replicas", 1, 50, 2);
+  const minReplicas = read.integer("minReplicas", 1, 50, 2);
+  const maxReplicas = read.integer("maxReplicas", 1, 100, 6);
+  const targetCpuUtilization = read.integer("targetCpuUtilization", 10, 95, 70);
+  read.ordered(
+    { key: "minReplicas", value: minReplicas },
+    { key: "replicas", value: replicas },
+    "minReplicas",
+  );
+  read.ordered(
+    { key: "replicas", value: replicas },
+    { key: "maxReplicas", value: maxReplicas },
+    "maxReplicas",
+  );
+
+  const cpuWhat = "a CPU quantity such as 250m or 1";
+  const cpuRequest = read.text("cpuRequest", cpuWhat, CPU, "250m");
+  const cpuLimit = read.text("cpuLimit", cpuWhat, CPU, "1");
+  if (CPU.test(cpuRequest) && CPU.test(cpuLimit)) {
+    read.ordered(
+      { key: "cpuRequest", value: millicores(cpuRequest), shown: cpuRequest },
+      { key: "cpuLimit", value: millicores(cpuLimit), shown: cpuLimit },
+      "cpuLimit",
+    );
+  }
+  const memoryWhat = "a memory quantity such as 256Mi or 1Gi";
+  const memoryRequest = read.text("memoryRequest", memoryWhat, MEMORY, "256Mi");
+  const memoryLimit = read.text("memoryLimit", memoryWhat, MEMORY, "512Mi");
+  if (MEMORY.test(memoryRequest) && MEMORY.test(memoryLimit)) {
+    read.ordered(
+      { key: "memoryRequest", value: bytes(memoryRequest), shown: memoryRequest },
+      { key: "memoryLimit", value: bytes(memoryLimit), shown: memoryLimit },
+      "memoryLimit",
+    );
+  }
+
+  const modelUri = read.value("modelUri", "gs://my-bucket/model.onnx") ?? "";
+  if (modelUri !== "" && !isModelUri(modelUri)) {
+    read.fail(
+      "modelUri",
+      "must be empty (the built-in iris model), identity, an absolute path inside the image, " +
+        `an https:// URL or a gs://bucket/object (got "${modelUri}")`,
+      "gs://my-bucket/model.onnx",
+    );
+  }
+  const modelName = read.text(
+    "modelName",
+    'empty or 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
+    MODEL_NAME,
+    "iris",
+    true,
+  );
+
+  const istioEnabled = read.boolean("istioEnabled", true);
+  const istioVersion = read.text(
+    "istioVersion",
+    "a release version such as 1.24.2",
+    VERSION,
+    "1.24.2",
+  );
+  const metallbVersion = read.text(
+    "metallbVersion",
+    "a release version such as 0.14.9",
+    VERSION,
+    "0.14.9",
+  );
+  const metallbAddressRange =
+    read.value("metallbAddressRange", "172.18.255.200-172.18.255.250") ?? "";
+  if (metallbAddressRange !== "" && !isAddressRange(metallbAddressRange)) {
+    read.fail(
+      "metallbAddressRange",
+      "must be empty (derived from the kind Docker network), an IPv4 range first-last " +
+        `or an IPv4 CIDR (got "${metallbAddressRange}")`,
+      "172.18.255.200-172.18.255.250",
+    );
+  }
+  const kindClusterName = read.text(
+    "kindClusterName",
+    "a lowercase DNS label",
+    DNS_LABEL,
+    "mlscore",
+  );
+
+  const ownProject = read.value("gcpProject", "my-project-id") ?? "";
+  const providerProject = raw["gcp:project"] ?? "";
+  const projectWhat = "a Google Cloud project ID: 6-30 lowercase letters, digits or hyphens";
+  if (ownProject !== "" && !GCP_PROJECT.test(ownProject)) {
+    read.fail("gcpProject", `must be ${projectWhat} (got "${ownProject}")`, "my-project-id");
+  }
+  if (ownProject !== "" && providerProject !== "" && ownProject !== providerProject) {
+    read.problems.push(
+      `${PROJECT}:gcpProject ("${ownProject}") and gcp:project ("${providerProject}") name ` +
+        `different projects; remove one with: pulumi config rm gcpProject`,
+    );
+  }
+  const project = ownProject || providerProject;
+  const region = read.text(
+    "gcpRegion",
+    "a Google Cloud region such as us-central1",
+    GCP_REGION,
+    "us-central1",
+  );
+  const providerRegion = raw["gcp:region"] ?? "";
+  if (providerRegion !== "" && providerRegion !== region) {
+    read.problems.push(
+      `gcp:region ("${providerRegion}") differs from ${PROJECT}:gcpRegion ("${region}"), which ` +
+        `this program uses; set it with: pulumi config set gcpRegion ${providerRegion}`,
+    );
+  }
+  const zone = read.value("gcpZone", `${region}-a`) ?? "";
+  // A zone is its region plus a letter; checked only once the region itself is valid.
+  if (GCP_REGION.test(region) && !new RegExp(`^${region}-[a-z]$`).test(zone)) {
+    read.fail(
+      "gcpZone",
+      `must be a zone of ${PROJECT}:gcpRegion ${region}, such as ${region}-a (got "${zone}")`,
+      `${region}-a`,
+    );
+  }
+  const nodeCount = read.integer("nodeCount", 1, 100, 3);
+  const minNodes = read.integer("minNodes", 0, 100, 1);
+  const maxNodes = read.integer("maxNodes", 1, 100, 5);
+  read.ordered(
+    { key: "minNodes", value: minNodes },
+    { key: "nodeCount", value: nodeCount },
+    "minNodes",
+  );
+  read.ordered(
+    { key: "nodeCount", value: nodeCount },
+    { key: "maxNodes", value: maxNodes },
+    "maxNodes",
+  );
+  const machineType = read.text(
+    "machineType",
+    "a Compute Engine machine type such as e2-standard-2",
+    MACHINE_TYPE,
+    "e2-standard-2",
+  );
+
+  if (target === "gke" && project === "") {
+    read.problems.push(
+      `${PROJECT}:gcpProject (or gcp:project) is required when ${PROJECT}:target is gke; ` +
+        `set it with: pulumi config set gcp:project my-project-id`,
+    );
+  }
+  if (target === "gke" && metallbAddressRange !== "") {
+    read.problems.push(
+      `${PROJECT}:metallbAddressRange applies only when ${PROJECT}:target is kind (GKE's load ` +
+        `balancer replaces MetalLB); remove it with: pulumi config rm metallbAddressRange`,
+    );
+  }
+  if (target === "kind" && ownProject !== "") {
+    read.problems.push(
+      `${PROJECT}:gcpProject applies only when ${PROJECT}:target is gke; ` +
+        `remove it with: pulumi config rm gcpProject`,
+    );
+  }
+
+  if (read.problems.length > 0) {
+    throw new ConfigError(read.problems);
+  }
+
+  const cluster: KindSettings | GkeSettings =
+    target === "kind"
+      ? {
+          target,
+          clusterName: kindClusterName,
+          metallbVersion,
+          metallbAddressRange: metallbAddressRange || undefined,
+        }
+      : { target, project, region, zone, nodeCount, minNodes, maxNodes, machineType };
+  return {
+    cluster,
+    app: {
+      namespace,
+      replicas,
+      minReplicas,
+      maxReplicas,
+      targetCpuUtilization,
+      cpuRequest,
+      cpuLimit,
+      memoryRequest,
+      memoryLimit,
+      modelUri: modelUri || undefined,
+      modelName: modelName || undefined,
+    },
+    istio: { enabled: istioEnabled, version: istioVersion },
+  };
+}
+
+/**
+ * Reads the stack's config from the engine once and validates it. Call it at program run, never
+ * at import time.
+ */
+export function loadConfig(): StackConfig {
+  const project = new pulumi.Config(PROJECT);
+  const gcp = new pulumi.Config("gcp");
+  const raw: Record<string, string | undefined> = {
+    "gcp:project": gcp.get("project"),
+    "gcp:region": gcp.get("region"),
+  };
+  for (const key of CONFIG_KEYS) {
+    raw[`${PROJECT}:${key}`] = project.get(key);
+  }
+  return parseConfig(raw);
+}

@@ -1,0 +1,203 @@
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import * as path from "node:path";
+import * as docker from "@pulumi/docker";
+import * as gcp from "@pulumi/gcp";
+import * as pulumi from "@pulumi/pulumi";
+
+/** The repository root: the image's build context, where Pulumi.yaml and the lockfile live. */
+export const REPO_ROOT = path.resolve(__dirname, "..");
+
+/** The Dockerfile, relative to the build context. */
+export const DOCKERFILE = "service/Dockerfile";
+
+/**
+ * What `.dockerignore` lets into the build context, plus the Dockerfile: the files whose
+ * content decides the image, and so its tag. Directories are walked.
+ */
+export const BUILD_INPUTS = [
+  "package.json",
+  "package-lock.json",
+  ".npmrc",
+  "tsconfig.json",
+  "service/package.json",
+  "service/tsconfig.json",
+  "service/src",
+  "service/models",
+  DOCKERFILE,
+] as const;
+
+/** Files under the inputs that `.dockerignore` keeps out again. */
+const EXCLUDED = /^service\/src\/.*\.test\.ts$/;
+
+/**
+ * A tag derived from the content of every build input (paths and bytes), so an unchanged
+ * service keeps its tag and digest and a changed one gets new ones. Never `latest`.
+ */
+export function contentTag(root: string = REPO_ROOT): string {
+  const hash = createHash("sha256");
+  for (const file of buildInputFiles(root)) {
+    hash
+      .update(file)
+      .update("\0")
+      .update(readFileSync(path.join(root, file)))
+      .update("\0");
+  }
+  return `src-${hash.digest("hex").slice(0, 20)}`;
+}
+
+/** The build input files under `root`, as sorted POSIX paths relative to it. */
+export function buildInputFiles(root: string = REPO_ROOT): string[] {
+  const files: string[] = [];
+  const visit = (relative: string): void => {
+    const absolute = path.join(root, relative);
+    if (!existsSync(absolute)) {
+      return;
+    }
+    if (statSync(absolute).isDirectory()) {
+      for (const entry of readdirSync(absolute)) {
+        visit(`${relative}/${entry}`);
+      }
+    } else if (!EXCLUDED.test(relative)) {
+      files.push(relative);
+    }
+  };
+  BUILD_INPUTS.forEach(visit);
+  return files.sort();
+}
+
+/** The checked-out commit, or "unknown" outside a git checkout (or without git). */
+export function gitRevision(root: string = REPO_ROOT): string {
+  try {
+    const revision = execFileSync("git", ["rev-parse", "HEAD"], {
+      cwd: root,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+    return /^[0-9a-f]{40}$/.test(revision) ? revision : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Arguments of {@link ServiceImage}. */
+export interface ServiceImageArgs {
+  /** Image repository without a tag, e.g. `localhost:5001/mlscore-scoring`. Required. */
+  readonly repository: pulumi.Input<string>;
+  /** Build context, read at program run to compute the tag; default {@link REPO_ROOT}. */
+  readonly context?: string;
+  /** Git revision baked into the image's labels; default "unknown". */
+  readonly revision?: pulumi.Input<string>;
+  /** Target platform; default "linux/amd64". */
+  readonly platform?: pulumi.Input<string>;
+  /** Registry to log in to before pushing; default none (the Kind registry needs no login). */
+  readonly registryServer?: pulumi.Input<string>;
+  /** User for {@link registryServer}; default none. */
+  readonly registryUsername?: pulumi.Input<string>;
+  /** Password or token for {@link registryServer}; default none. */
+  readonly registryPassword?: pulumi.Input<string>;
+}
+
+/**
+ * The scoring service's image: built from `service/Dockerfile` with the repository root as
+ * context, tagged by the content of its inputs, pushed, and referenced by digest.
+ */
+export class ServiceImage extends pulumi.ComponentResource {
+  /** The pushed image by digest, `<repository>@sha256:...`: what the Deployment runs. */
+  readonly ref: pulumi.Output<string>;
+  /** The content tag the image was pushed under. */
+  readonly tag: string;
+  /** `<repository>:<tag>`. */
+  readonly imageName: pulumi.Output<string>;
+
+  constructor(name: string, args: ServiceImageArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("mlscore:index:ServiceImage", name, {}, opts);
+
+    const root = args.context ?? REPO_ROOT;
+    // Relative to the working directory (the project root under the CLI), so the state does not
+    // record one machine's absolute paths.
+    const context = path.relative(process.cwd(), root) || ".";
+    this.tag = contentTag(root);
+    this.imageName = pulumi.interpolate`${args.repository}:${this.tag}`;
+
+    const image = new docker.Image(
+      `${name}-image`,
+      {
+        imageName: this.imageName,
+        build: {
+          context,
+          dockerfile: path.join(context, DOCKERFILE),
+          platform: args.platform ?? "linux/amd64",
+          args: { REVISION: args.revision ?? "unknown" },
+        },
+        registry:
+          args.registryServer === undefined
+            ? undefined
+            : {
+                server: args.registryServer,
+                username: args.registryUsername,
+                password: args.registryPassword,
+              },
+        skipPush: false,
+      },
+      { parent: this },
+    );
+
+    this.ref = image.repoDigest;
+    this.registerOutputs({ ref: this.ref, tag: this.tag, imageName: this.imageName });
+  }
+}
+
+/** Arguments of {@link ArtifactRegistry}. */
+export interface ArtifactRegistryArgs {
+  /** Google Cloud project. Required. */
+  readonly project: pulumi.Input<string>;
+  /** Region the repository lives in. Required. */
+  readonly location: pulumi.Input<string>;
+  /** Repository ID; default "mlscore". */
+  readonly repositoryId?: pulumi.Input<string>;
+}
+
+/** A Docker repository in Artifact Registry for the service's images, with its API enabled. */
+export class ArtifactRegistry extends pulumi.ComponentResource {
+  /** Registry host to log in to, `<location>-docker.pkg.dev`. */
+  readonly server: pulumi.Output<string>;
+  /** Prefix of image names in the repository, `<location>-docker.pkg.dev/<project>/<id>`. */
+  readonly repositoryUrl: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: ArtifactRegistryArgs,
+    opts: pulumi.ComponentResourceOptions = {},
+  ) {
+    super("mlscore:index:ArtifactRegistry", name, {}, opts);
+
+    // Left enabled on destroy: other repositories in the project may rely on the API.
+    const api = new gcp.projects.Service(
+      `${name}-api`,
+      {
+        project: args.project,
+        service: "artifactregistry.googleapis.com",
+        disableOnDestroy: false,
+      },
+      { parent: this },
+    );
+
+    const repository = new gcp.artifactregistry.Repository(
+      `${name}-repository`,
+      {
+        project: args.project,
+        location: args.location,
+        repositoryId: args.repositoryId ?? "mlscore",
+        format: "DOCKER",
+        description: "Images of the mlscore scoring service",
+      },
+      { parent: this, dependsOn: [api] },
+    );
+
+    this.server = pulumi.interpolate`${repository.location}-docker.pkg.dev`;
+    this.repositoryUrl = pulumi.interpolate`${this.server}/${repository.project}/${repository.repositoryId}`;
+    this.registerOutputs({ server: this.server, repositoryUrl: this.repositoryUrl });
+  }
+}

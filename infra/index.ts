@@ -1,0 +1,128 @@
+import * as gcp from "@pulumi/gcp";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { ScoringApp } from "./app/scoring-app";
+import { GkeCluster } from "./cluster/gke";
+import { KIND_REGISTRY, KindCluster } from "./cluster/kind";
+import { type GkeSettings, type KindSettings, loadConfig } from "./config";
+import { ArtifactRegistry, gitRevision, ServiceImage } from "./image";
+import { IngressRoute } from "./platform/ingress-route";
+import { Istio } from "./platform/istio";
+import { MetalLb } from "./platform/metallb";
+
+/** Where service/Dockerfile puts the built-in iris model; the pods load it when modelUri is empty. */
+const BUILTIN_MODEL_PATH = "/app/models/iris.onnx";
+
+/** What the rest of the program needs from a cluster target. */
+interface Target {
+  readonly provider: k8s.Provider;
+  readonly image: ServiceImage;
+  readonly kubeContext: pulumi.Output<string>;
+  readonly kubeconfig?: pulumi.Output<string>;
+  /** Add-ons a LoadBalancer Service needs first (MetalLB on Kind). */
+  readonly loadBalancer: pulumi.Resource[];
+}
+
+function kindTarget(settings: KindSettings, revision: string): Target {
+  const cluster = new KindCluster("kind", {
+    clusterName: settings.clusterName,
+    addressRange: settings.metallbAddressRange,
+  });
+  const image = new ServiceImage("service", {
+    repository: `${KIND_REGISTRY}/mlscore-scoring`,
+    revision,
+  });
+  const metallb = new MetalLb(
+    "metallb",
+    { addressRange: cluster.addressRange, version: settings.metallbVersion },
+    { providers: [cluster.provider] },
+  );
+  return {
+    provider: cluster.provider,
+    image,
+    kubeContext: cluster.contextName,
+    loadBalancer: [metallb],
+  };
+}
+
+function gkeTarget(settings: GkeSettings, revision: string): Target {
+  const cluster = new GkeCluster("gke", {
+    project: settings.project,
+    region: settings.region,
+    zone: settings.zone,
+    nodeCount: settings.nodeCount,
+    minNodes: settings.minNodes,
+    maxNodes: settings.maxNodes,
+    machineType: settings.machineType,
+  });
+  const registry = new ArtifactRegistry("registry", {
+    project: settings.project,
+    location: settings.region,
+  });
+  // A short-lived token of whoever runs `pulumi up`: Artifact Registry accepts it as a password.
+  const token = gcp.organizations.getClientConfigOutput().accessToken;
+  const image = new ServiceImage("service", {
+    repository: pulumi.interpolate`${registry.repositoryUrl}/scoring`,
+    revision,
+    registryServer: registry.server,
+    registryUsername: "oauth2accesstoken",
+    registryPassword: pulumi.secret(token),
+  });
+  return {
+    provider: cluster.provider,
+    image,
+    kubeContext: cluster.contextName,
+    kubeconfig: cluster.kubeconfig,
+    loadBalancer: [],
+  };
+}
+
+export = async () => {
+  const config = loadConfig();
+  const revision = gitRevision();
+  const target =
+    config.cluster.target === "kind"
+      ? kindTarget(config.cluster, revision)
+      : gkeTarget(config.cluster, revision);
+  const providers = [target.provider];
+
+  // The gateway's own LoadBalancer Service needs the address pool as much as the app's would.
+  const istio = config.istio.enabled
+    ? new Istio(
+        "istio",
+        { version: config.istio.version },
+        { providers, dependsOn: target.loadBalancer },
+      )
+    : undefined;
+
+  // Waiting for every add-on also orders `destroy`: the app goes before the charts under it.
+  const app = new ScoringApp(
+    "scoring",
+    {
+      ...config.app,
+      image: target.image.ref,
+      serviceType: istio ? "ClusterIP" : "LoadBalancer",
+      ingressFromNamespace: istio?.gatewayNamespace,
+    },
+    { providers, dependsOn: [...target.loadBalancer, ...(istio ? [istio] : [])] },
+  );
+
+  if (istio) {
+    new IngressRoute(
+      "ingress",
+      { namespace: app.namespace, serviceHost: app.serviceHost, servicePort: app.servicePort },
+      { providers, dependsOn: [istio.crds] },
+    );
+  }
+
+  const address = istio ? istio.gatewayAddress : app.endpoint;
+  return {
+    endpoint: address.apply((ip) => (ip ? `http://${ip}` : "pending: no load balancer address")),
+    image: target.image.ref,
+    namespace: app.namespace,
+    kubeContext: target.kubeContext,
+    ...(target.kubeconfig ? { kubeconfig: target.kubeconfig } : {}),
+    modelUri: config.app.modelUri ?? BUILTIN_MODEL_PATH,
+    gitRevision: revision,
+  };
+};

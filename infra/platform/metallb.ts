@@ -1,0 +1,147 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+/** Where MetalLB publishes its Helm chart. */
+export const METALLB_CHART_REPO = "https://metallb.github.io/metallb";
+/** The MetalLB chart version installed when none is given. */
+export const DEFAULT_METALLB_VERSION = "0.14.9";
+
+/** Arguments of {@link MetalLb}. */
+export interface MetalLbArgs {
+  /**
+   * Addresses MetalLB hands to LoadBalancer Services: `first-last` (IPv4) or a CIDR. On Kind
+   * they must lie in the `kind` Docker network. Required.
+   */
+  readonly addressRange: pulumi.Input<string>;
+  /** MetalLB chart version; default {@link DEFAULT_METALLB_VERSION}. */
+  readonly version?: pulumi.Input<string>;
+  /** Namespace to create for MetalLB; default "metallb-system". */
+  readonly namespace?: pulumi.Input<string>;
+}
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function ipv4ToNumber(ip: string): number {
+  return ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
+}
+
+/**
+ * Returns `range` if it is an address range MetalLB accepts in an IPAddressPool (an IPv4
+ * `first-last` with first <= last, or an IPv4 CIDR); throws a message naming the fix otherwise.
+ */
+export function checkAddressRange(range: string): string {
+  const fix =
+    'use "first-last" such as 172.18.255.200-172.18.255.250, or a CIDR such as 172.18.255.0/24';
+  const cidr = /^([\d.]+)\/(\d{1,2})$/.exec(range);
+  if (cidr) {
+    if (!IPV4.test(cidr[1]) || Number(cidr[2]) > 32) {
+      throw new Error(`MetalLB address range "${range}" is not a valid IPv4 CIDR; ${fix}`);
+    }
+    return range;
+  }
+  const parts = range.split("-");
+  if (parts.length !== 2 || !IPV4.test(parts[0]) || !IPV4.test(parts[1])) {
+    throw new Error(`MetalLB address range "${range}" is neither first-last nor a CIDR; ${fix}`);
+  }
+  if (ipv4ToNumber(parts[0]) > ipv4ToNumber(parts[1])) {
+    throw new Error(`MetalLB address range "${range}" starts after it ends; ${fix}`);
+  }
+  return range;
+}
+
+/**
+ * MetalLB in layer-2 mode: the chart (CRDs, controller with its validating webhook, speakers),
+ * one address pool and its L2 advertisement. Depend on {@link MetalLb.ready} (or the component)
+ * before creating LoadBalancer Services, or they wait for an address that never comes.
+ */
+export class MetalLb extends pulumi.ComponentResource {
+  /** Namespace MetalLB runs in. */
+  readonly namespace: pulumi.Output<string>;
+  /** Name of the address pool. */
+  readonly poolName: pulumi.Output<string>;
+  /** The address range the pool serves. */
+  readonly addressRange: pulumi.Output<string>;
+  /** The Helm release; custom resources of metallb.io must depend on it. */
+  readonly release: k8s.helm.v3.Release;
+  /** The pool and its advertisement: once these exist, LoadBalancer Services get addresses. */
+  readonly ready: pulumi.Resource[];
+
+  constructor(name: string, args: MetalLbArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    super("mlscore:index:MetalLb", name, {}, opts);
+    // A known range fails here, before any child exists; a derived one fails at its apply.
+    if (typeof args.addressRange === "string") {
+      checkAddressRange(args.addressRange);
+    }
+
+    const namespace = new k8s.core.v1.Namespace(
+      `${name}-namespace`,
+      {
+        metadata: {
+          name: args.namespace ?? "metallb-system",
+          // The speaker needs host networking and NET_RAW, which only "privileged" admits.
+          labels: {
+            "app.kubernetes.io/part-of": "mlscore",
+            "pod-security.kubernetes.io/enforce": "privileged",
+            "pod-security.kubernetes.io/audit": "privileged",
+            "pod-security.kubernetes.io/warn": "privileged",
+          },
+        },
+      },
+      { parent: this },
+    );
+
+    // skipAwait false with Helm's wait: the release completes only once the controller, which
+    // serves the validating webhook for metallb.io objects, is Ready. A pool created earlier is
+    // rejected by the unreachable webhook.
+    this.release = new k8s.helm.v3.Release(
+      `${name}-release`,
+      {
+        name: "metallb",
+        chart: "metallb",
+        version: args.version ?? DEFAULT_METALLB_VERSION,
+        repositoryOpts: { repo: METALLB_CHART_REPO },
+        namespace: namespace.metadata.name,
+        skipAwait: false,
+        atomic: true,
+        cleanupOnFail: true,
+        timeout: 300,
+        // Layer 2 only: neither BGP backend is needed on Kind.
+        values: { speaker: { frr: { enabled: false } }, frrk8s: { enabled: false } },
+      },
+      { parent: this },
+    );
+
+    this.addressRange = pulumi.output(args.addressRange).apply(checkAddressRange);
+    const pool = new k8s.apiextensions.CustomResource(
+      `${name}-pool`,
+      {
+        apiVersion: "metallb.io/v1beta1",
+        kind: "IPAddressPool",
+        metadata: { name: "mlscore", namespace: namespace.metadata.name },
+        spec: { addresses: [this.addressRange], autoAssign: true, avoidBuggyIPs: true },
+      },
+      { parent: this, dependsOn: [this.release] },
+    );
+
+    const advertisement = new k8s.apiextensions.CustomResource(
+      `${name}-l2-advertisement`,
+      {
+        apiVersion: "metallb.io/v1beta1",
+        kind: "L2Advertisement",
+        metadata: { name: "mlscore", namespace: namespace.metadata.name },
+        spec: { ipAddressPools: [pool.metadata.name] },
+      },
+      { parent: this, dependsOn: [this.release, pool] },
+    );
+
+    this.namespace = namespace.metadata.name;
+    this.poolName = pool.metadata.name;
+    this.ready = [pool, advertisement];
+
+    this.registerOutputs({
+      namespace: this.namespace,
+      poolName: this.poolName,
+      addressRange: this.addressRange,
+    });
+  }
+}

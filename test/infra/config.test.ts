@@ -1,0 +1,480 @@
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { parse as parseYaml } from "yaml";
+import {
+  CONFIG_KEYS,
+  ConfigError,
+  isAddressRange,
+  loadConfig,
+  parseConfig,
+  type RawConfig,
+  type StackConfig,
+} from "../../infra/config";
+import { readStackConfig, REPO_ROOT } from "./harness";
+
+interface Declaration {
+  type: string;
+  default?: unknown;
+  description?: string;
+}
+
+function yamlFile(name: string): Record<string, unknown> {
+  return parseYaml(readFileSync(path.join(REPO_ROOT, name), "utf8")) as Record<string, unknown>;
+}
+
+const declared = yamlFile("Pulumi.yaml").config as Record<string, Declaration>;
+const STACKS = ["dev", "gke"] as const;
+
+/** The message parseConfig throws for `raw`, or fails the test when it does not throw. */
+function configError(raw: RawConfig): ConfigError {
+  try {
+    parseConfig(raw);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error("parseConfig accepted a config it should reject");
+}
+
+const dev = readStackConfig("dev");
+const gke = { ...readStackConfig("gke"), "gcp:project": "mlscore-test-project" };
+
+describe("Pulumi.yaml config block", () => {
+  it("declares exactly the keys the program reads, each with a type and description", () => {
+    expect(Object.keys(declared).sort()).toEqual([...CONFIG_KEYS].sort());
+    for (const [key, declaration] of Object.entries(declared)) {
+      expect([key, typeof declaration.description]).toEqual([key, "string"]);
+      expect([key, ["string", "integer", "boolean"].includes(declaration.type)]).toEqual([
+        key,
+        true,
+      ]);
+    }
+  });
+
+  it("gives every key but target a default of its declared type", () => {
+    const jsTypes: Record<string, string> = {
+      string: "string",
+      integer: "number",
+      boolean: "boolean",
+    };
+    for (const [key, declaration] of Object.entries(declared)) {
+      if (key === "target") {
+        expect(declaration.default).toBeUndefined();
+        continue;
+      }
+      expect([key, typeof declaration.default]).toEqual([key, jsTypes[declaration.type]]);
+      if (declaration.type === "integer") {
+        expect([key, Number.isInteger(declaration.default)]).toEqual([key, true]);
+      }
+    }
+  });
+
+  it("has defaults that pass validation once a target is chosen", () => {
+    const defaults = readStackConfig("no-such-stack");
+    expect(() => parseConfig({ ...defaults, "mlscore:target": "kind" })).not.toThrow();
+    expect(configError(defaults).message).toBe(
+      "mlscore:target is required: kind (a local Kind cluster) or gke (Google Cloud); " +
+        "set it with: pulumi config set target kind",
+    );
+  });
+});
+
+describe.each(STACKS)("Pulumi.%s.yaml", (stack) => {
+  const stackConfig = yamlFile(`Pulumi.${stack}.yaml`).config as Record<string, unknown>;
+
+  it("sets only declared project keys or provider keys", () => {
+    for (const key of Object.keys(stackConfig)) {
+      const [namespace, name] = key.split(":");
+      if (namespace === "mlscore") {
+        expect(CONFIG_KEYS).toContain(name);
+      } else {
+        expect(["gcp"]).toContain(namespace);
+      }
+    }
+  });
+
+  it("holds only values that differ from the Pulumi.yaml defaults", () => {
+    for (const [key, value] of Object.entries(stackConfig)) {
+      const name = key.replace(/^mlscore:/, "");
+      const declaration = declared[name];
+      if (declaration && "default" in declaration) {
+        expect([key, value]).not.toEqual([key, declaration.default]);
+      }
+    }
+  });
+
+  it("writes each value with its declared type, as the CLI checks", () => {
+    for (const [key, value] of Object.entries(stackConfig)) {
+      const declaration = declared[key.replace(/^mlscore:/, "")];
+      if (!declaration) {
+        continue;
+      }
+      const ok =
+        declaration.type === "integer"
+          ? Number.isInteger(value)
+          : declaration.type === "boolean"
+            ? typeof value === "boolean"
+            : typeof value === "string";
+      expect([key, ok]).toEqual([key, true]);
+    }
+  });
+});
+
+describe("parseConfig on the real stacks", () => {
+  it("reads the dev stack as Kind with the derived MetalLB range", () => {
+    const expected: StackConfig = {
+      cluster: {
+        target: "kind",
+        clusterName: "mlscore",
+        metallbVersion: "0.14.9",
+        metallbAddressRange: undefined,
+      },
+      app: {
+        namespace: "mlscore",
+        replicas: 2,
+        minReplicas: 2,
+        maxReplicas: 4,
+        targetCpuUtilization: 70,
+        cpuRequest: "250m",
+        cpuLimit: "1",
+        memoryRequest: "256Mi",
+        memoryLimit: "512Mi",
+        modelUri: undefined,
+        modelName: undefined,
+      },
+      istio: { enabled: true, version: "1.24.2" },
+    };
+    expect(parseConfig(dev)).toEqual(expected);
+  });
+
+  it("reads the gke stack, its project coming from gcp:project", () => {
+    const config = parseConfig(gke);
+    expect(config.cluster).toEqual({
+      target: "gke",
+      project: "mlscore-test-project",
+      region: "us-central1",
+      zone: "us-central1-a",
+      nodeCount: 3,
+      minNodes: 1,
+      maxNodes: 5,
+      machineType: "e2-standard-2",
+    });
+    expect(config.app).toMatchObject({ replicas: 3, minReplicas: 3, maxReplicas: 10 });
+  });
+
+  it("rejects the gke stack file as committed: the project is the user's to set", () => {
+    expect(configError(readStackConfig("gke")).message).toBe(
+      "mlscore:gcpProject (or gcp:project) is required when mlscore:target is gke; " +
+        "set it with: pulumi config set gcp:project my-project-id",
+    );
+  });
+
+  it("keeps optional values that are set", () => {
+    const config = parseConfig({
+      ...dev,
+      "mlscore:modelUri": "gs://models-bucket/iris/v2.onnx",
+      "mlscore:modelName": "iris-v2",
+      "mlscore:metallbAddressRange": "172.18.0.0/28",
+      "mlscore:istioEnabled": "false",
+    });
+    expect(config.app.modelUri).toBe("gs://models-bucket/iris/v2.onnx");
+    expect(config.app.modelName).toBe("iris-v2");
+    expect(config.istio.enabled).toBe(false);
+    expect(config.cluster).toMatchObject({ metallbAddressRange: "172.18.0.0/28" });
+  });
+});
+
+describe("parseConfig rejects each bad value with its exact message", () => {
+  const cases: [string, RawConfig, Record<string, string | undefined>, string][] = [
+    [
+      "an unknown target",
+      dev,
+      { "mlscore:target": "aks" },
+      'mlscore:target must be kind or gke (got "aks"); set it with: pulumi config set target kind',
+    ],
+    [
+      "a namespace that is no DNS label",
+      dev,
+      { "mlscore:namespace": "ML_Score" },
+      'mlscore:namespace must be a lowercase DNS label of at most 63 characters (got "ML_Score"); ' +
+        "set it with: pulumi config set namespace mlscore",
+    ],
+    [
+      "a namespace an add-on owns",
+      dev,
+      { "mlscore:namespace": "istio-system" },
+      'mlscore:namespace must not be "istio-system", which the cluster or an add-on owns; ' +
+        "set it with: pulumi config set namespace mlscore",
+    ],
+    [
+      "a namespace that is too long",
+      dev,
+      { "mlscore:namespace": "a".repeat(64) },
+      "mlscore:namespace must be at most 63 characters (got 64); " +
+        "set it with: pulumi config set namespace mlscore",
+    ],
+    [
+      "zero replicas",
+      dev,
+      { "mlscore:replicas": "0" },
+      'mlscore:replicas must be a whole number from 1 to 50 (got "0"); ' +
+        "set it with: pulumi config set replicas 2",
+    ],
+    [
+      "fractional replicas",
+      dev,
+      { "mlscore:replicas": "2.5" },
+      'mlscore:replicas must be a whole number from 1 to 50 (got "2.5"); ' +
+        "set it with: pulumi config set replicas 2",
+    ],
+    [
+      "minReplicas above replicas",
+      dev,
+      { "mlscore:minReplicas": "3" },
+      "mlscore:minReplicas (3) must not exceed mlscore:replicas (2); " +
+        "set it with: pulumi config set minReplicas 2",
+    ],
+    [
+      "replicas above maxReplicas",
+      dev,
+      { "mlscore:replicas": "5" },
+      "mlscore:replicas (5) must not exceed mlscore:maxReplicas (4); " +
+        "set it with: pulumi config set maxReplicas 5",
+    ],
+    [
+      "a CPU target outside 10-95",
+      dev,
+      { "mlscore:targetCpuUtilization": "100" },
+      'mlscore:targetCpuUtilization must be a whole number from 10 to 95 (got "100"); ' +
+        "set it with: pulumi config set targetCpuUtilization 70",
+    ],
+    [
+      "a CPU quantity that is no quantity",
+      dev,
+      { "mlscore:cpuRequest": "lots" },
+      'mlscore:cpuRequest must be a CPU quantity such as 250m or 1 (got "lots"); ' +
+        "set it with: pulumi config set cpuRequest 250m",
+    ],
+    [
+      "a CPU request above its limit",
+      dev,
+      { "mlscore:cpuRequest": "1500m" },
+      "mlscore:cpuRequest (1500m) must not exceed mlscore:cpuLimit (1); " +
+        "set it with: pulumi config set cpuLimit 1500m",
+    ],
+    [
+      "a memory quantity in the wrong unit",
+      dev,
+      { "mlscore:memoryLimit": "1GB" },
+      'mlscore:memoryLimit must be a memory quantity such as 256Mi or 1Gi (got "1GB"); ' +
+        "set it with: pulumi config set memoryLimit 512Mi",
+    ],
+    [
+      "a memory request above its limit",
+      dev,
+      { "mlscore:memoryRequest": "1Gi" },
+      "mlscore:memoryRequest (1Gi) must not exceed mlscore:memoryLimit (512Mi); " +
+        "set it with: pulumi config set memoryLimit 1Gi",
+    ],
+    [
+      "a model URI with an unsupported scheme",
+      dev,
+      { "mlscore:modelUri": "s3://bucket/model.onnx" },
+      "mlscore:modelUri must be empty (the built-in iris model), identity, an absolute path " +
+        'inside the image, an https:// URL or a gs://bucket/object (got "s3://bucket/model.onnx"); ' +
+        "set it with: pulumi config set modelUri gs://my-bucket/model.onnx",
+    ],
+    [
+      "a relative model path",
+      dev,
+      { "mlscore:modelUri": "models/iris.onnx" },
+      "mlscore:modelUri must be empty (the built-in iris model), identity, an absolute path " +
+        'inside the image, an https:// URL or a gs://bucket/object (got "models/iris.onnx"); ' +
+        "set it with: pulumi config set modelUri gs://my-bucket/model.onnx",
+    ],
+    [
+      "a model name with a slash",
+      dev,
+      { "mlscore:modelName": "iris/v2" },
+      'mlscore:modelName must be empty or 1-64 letters, digits, "_", "." or "-", starting with a ' +
+        'letter or digit (got "iris/v2"); set it with: pulumi config set modelName iris',
+    ],
+    [
+      "istioEnabled that is no boolean",
+      dev,
+      { "mlscore:istioEnabled": "yes" },
+      'mlscore:istioEnabled must be true or false (got "yes"); ' +
+        "set it with: pulumi config set istioEnabled true",
+    ],
+    [
+      "a floating Istio version",
+      dev,
+      { "mlscore:istioVersion": "latest" },
+      'mlscore:istioVersion must be a release version such as 1.24.2 (got "latest"); ' +
+        "set it with: pulumi config set istioVersion 1.24.2",
+    ],
+    [
+      "a MetalLB version with a v prefix",
+      dev,
+      { "mlscore:metallbVersion": "v0.14.9" },
+      'mlscore:metallbVersion must be a release version such as 0.14.9 (got "v0.14.9"); ' +
+        "set it with: pulumi config set metallbVersion 0.14.9",
+    ],
+    [
+      "a backwards MetalLB range",
+      dev,
+      { "mlscore:metallbAddressRange": "172.18.255.250-172.18.255.200" },
+      "mlscore:metallbAddressRange must be empty (derived from the kind Docker network), an IPv4 " +
+        'range first-last or an IPv4 CIDR (got "172.18.255.250-172.18.255.200"); ' +
+        "set it with: pulumi config set metallbAddressRange 172.18.255.200-172.18.255.250",
+    ],
+    [
+      "a MetalLB range on gke",
+      gke,
+      { "mlscore:metallbAddressRange": "10.0.0.0/28" },
+      "mlscore:metallbAddressRange applies only when mlscore:target is kind (GKE's load balancer " +
+        "replaces MetalLB); remove it with: pulumi config rm metallbAddressRange",
+    ],
+    [
+      "a Kind cluster name with capitals",
+      dev,
+      { "mlscore:kindClusterName": "MyCluster" },
+      'mlscore:kindClusterName must be a lowercase DNS label (got "MyCluster"); ' +
+        "set it with: pulumi config set kindClusterName mlscore",
+    ],
+    [
+      "a GCP project set on kind",
+      dev,
+      { "mlscore:gcpProject": "mlscore-test-project" },
+      "mlscore:gcpProject applies only when mlscore:target is gke; " +
+        "remove it with: pulumi config rm gcpProject",
+    ],
+    [
+      "a malformed GCP project",
+      gke,
+      { "mlscore:gcpProject": "My_Project", "gcp:project": undefined },
+      "mlscore:gcpProject must be a Google Cloud project ID: 6-30 lowercase letters, digits or " +
+        'hyphens (got "My_Project"); set it with: pulumi config set gcpProject my-project-id',
+    ],
+    [
+      "two different GCP projects",
+      gke,
+      { "mlscore:gcpProject": "another-project" },
+      'mlscore:gcpProject ("another-project") and gcp:project ("mlscore-test-project") name ' +
+        "different projects; remove one with: pulumi config rm gcpProject",
+    ],
+    [
+      "a malformed region",
+      gke,
+      { "mlscore:gcpRegion": "us central" },
+      'mlscore:gcpRegion must be a Google Cloud region such as us-central1 (got "us central"); ' +
+        "set it with: pulumi config set gcpRegion us-central1",
+    ],
+    [
+      "a provider region that disagrees",
+      gke,
+      { "gcp:region": "europe-west1" },
+      'gcp:region ("europe-west1") differs from mlscore:gcpRegion ("us-central1"), which this ' +
+        "program uses; set it with: pulumi config set gcpRegion europe-west1",
+    ],
+    [
+      "a zone outside the region",
+      gke,
+      { "mlscore:gcpZone": "europe-west1-b" },
+      "mlscore:gcpZone must be a zone of mlscore:gcpRegion us-central1, such as us-central1-a " +
+        '(got "europe-west1-b"); set it with: pulumi config set gcpZone us-central1-a',
+    ],
+    [
+      "no nodes",
+      gke,
+      { "mlscore:nodeCount": "0" },
+      'mlscore:nodeCount must be a whole number from 1 to 100 (got "0"); ' +
+        "set it with: pulumi config set nodeCount 3",
+    ],
+    [
+      "minNodes above nodeCount",
+      gke,
+      { "mlscore:minNodes": "4" },
+      "mlscore:minNodes (4) must not exceed mlscore:nodeCount (3); " +
+        "set it with: pulumi config set minNodes 3",
+    ],
+    [
+      "nodeCount above maxNodes",
+      gke,
+      { "mlscore:nodeCount": "6" },
+      "mlscore:nodeCount (6) must not exceed mlscore:maxNodes (5); " +
+        "set it with: pulumi config set maxNodes 6",
+    ],
+    [
+      "a machine type that is no machine type",
+      gke,
+      { "mlscore:machineType": "large" },
+      "mlscore:machineType must be a Compute Engine machine type such as e2-standard-2 " +
+        '(got "large"); set it with: pulumi config set machineType e2-standard-2',
+    ],
+    [
+      "a key missing entirely (Pulumi.yaml not merged)",
+      dev,
+      { "mlscore:replicas": undefined },
+      "mlscore:replicas is not set (Pulumi.yaml declares its default); " +
+        "set it with: pulumi config set replicas 2",
+    ],
+  ];
+
+  it.each(cases)("%s", (_name, base, change, message) => {
+    const error = configError({ ...base, ...change });
+    expect(error.message).toBe(message);
+    expect(error.problems).toEqual([message]);
+  });
+
+  it("lists every problem at once, one per line, in key order", () => {
+    const error = configError({ ...dev, "mlscore:replicas": "0", "mlscore:cpuLimit": "x" });
+    expect(error.problems).toEqual([
+      'mlscore:replicas must be a whole number from 1 to 50 (got "0"); ' +
+        "set it with: pulumi config set replicas 2",
+      'mlscore:cpuLimit must be a CPU quantity such as 250m or 1 (got "x"); ' +
+        "set it with: pulumi config set cpuLimit 1",
+    ]);
+    expect(error.message).toBe(error.problems.join("\n"));
+  });
+
+  it("is a RunError, so the CLI prints it without a stack trace", () => {
+    expect(pulumi.RunError.isInstance(configError({ ...dev, "mlscore:target": "" }))).toBe(true);
+  });
+});
+
+describe("isAddressRange", () => {
+  it.each([
+    ["172.18.255.200-172.18.255.250", true],
+    ["10.0.0.1-10.0.0.1", true],
+    ["192.168.10.0/24", true],
+    ["172.18.255.250-172.18.255.200", false],
+    ["172.18.255.200", false],
+    ["172.18.256.1-172.18.256.9", false],
+    ["10.0.0.0/33", false],
+    ["fc00::1-fc00::9", false],
+    ["10.0.0.1-10.0.0.2-10.0.0.3", false],
+  ])("%s → %s", (range, ok) => {
+    expect(isAddressRange(range)).toBe(ok);
+  });
+});
+
+describe("loadConfig", () => {
+  afterEach(() => pulumi.runtime.setAllConfig({}));
+
+  it("reads the engine's config for the project and the gcp provider", () => {
+    pulumi.runtime.setAllConfig({ ...gke, "mlscore:replicas": "4" });
+    const config = loadConfig();
+    expect(config.app.replicas).toBe(4);
+    expect(config.cluster).toMatchObject({ target: "gke", project: "mlscore-test-project" });
+  });
+
+  it("fails on the engine's config with the parse error", () => {
+    pulumi.runtime.setAllConfig({ ...dev, "mlscore:maxNodes": "0" });
+    expect(() => loadConfig()).toThrow(
+      'mlscore:maxNodes must be a whole number from 1 to 100 (got "0"); ' +
+        "set it with: pulumi config set maxNodes 5",
+    );
+  });
+});

@@ -1,0 +1,700 @@
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import { parse as parseYaml } from "yaml";
+import program from "../../infra/index";
+import { KIND_REGISTRY, loadBalancerRange } from "../../infra/cluster/kind";
+import { BUILD_INPUTS, buildInputFiles, contentTag, gitRevision } from "../../infra/image";
+import {
+  FAKE_GCP_ACCESS_TOKEN,
+  fakeLoadBalancerIp,
+  readStackConfig,
+  recordResources,
+  REPO_ROOT,
+  type MockOverrides,
+  type RecordedResource,
+  type RecordedRun,
+} from "./harness";
+
+const PROJECT_ID = "mlscore-test-project";
+/** GKE autonames clusters; the mock does the same so names flow on as they would for real. */
+const GKE_CLUSTER_NAME = "gke-cluster-4f2a9c1";
+
+const gkeMocks: MockOverrides = {
+  newResource: (args) =>
+    args.type === "gcp:container/cluster:Cluster"
+      ? {
+          id: `projects/${PROJECT_ID}/locations/us-central1-a/clusters/${GKE_CLUSTER_NAME}`,
+          state: {
+            ...(args.inputs as Record<string, unknown>),
+            name: GKE_CLUSTER_NAME,
+            endpoint: "203.0.113.10",
+            masterAuth: { clusterCaCertificate: Buffer.from("fake-cluster-ca").toString("base64") },
+          },
+        }
+      : undefined,
+};
+
+/** One line per resource: type, name, parent name and the provider it will really use. */
+type Row = readonly [type: string, name: string, parent: string, provider: string];
+
+function rows(run: RecordedRun): Row[] {
+  return run.resources
+    .map((r): Row => {
+      const parent = r.parent ? run.byUrn(r.parent).name : "";
+      const provider = r.custom ? (run.effectiveProvider(r)?.name ?? "") : "";
+      return [r.type, r.name, parent, provider];
+    })
+    .sort(byRow);
+}
+
+function byRow(a: Row, b: Row): number {
+  return a.join(" ").localeCompare(b.join(" "));
+}
+
+/** Istio, its route and the app: the same on both targets but for the provider. */
+function meshAndApp(stack: string, provider: string): Row[] {
+  return [
+    ["mlscore:index:Istio", "istio", stack, ""],
+    ["kubernetes:core/v1:Namespace", "istio-system-namespace", "istio", provider],
+    ["kubernetes:core/v1:Namespace", "istio-gateway-namespace", "istio", provider],
+    ["kubernetes:helm.sh/v3:Release", "istio-base", "istio", provider],
+    ["kubernetes:helm.sh/v3:Release", "istio-istiod", "istio", provider],
+    ["kubernetes:helm.sh/v3:Release", "istio-gateway", "istio", provider],
+    ["kubernetes:core/v1:Service", "istio-gateway-service", "istio", provider],
+    ["mlscore:index:IngressRoute", "ingress", stack, ""],
+    ["kubernetes:networking.istio.io/v1:Gateway", "ingress-gateway", "ingress", provider],
+    [
+      "kubernetes:networking.istio.io/v1:VirtualService",
+      "ingress-virtual-service",
+      "ingress",
+      provider,
+    ],
+    ...app(stack, provider),
+  ];
+}
+
+function app(stack: string, provider: string): Row[] {
+  return [
+    ["mlscore:index:ScoringApp", "scoring", stack, ""],
+    ["kubernetes:core/v1:Namespace", "scoring-namespace", "scoring", provider],
+    ["kubernetes:apps/v1:Deployment", "scoring-deployment", "scoring", provider],
+    ["kubernetes:core/v1:Service", "scoring-service", "scoring", provider],
+    [
+      "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+      "scoring-autoscaler",
+      "scoring",
+      provider,
+    ],
+    ["kubernetes:policy/v1:PodDisruptionBudget", "scoring-disruption-budget", "scoring", provider],
+    ["kubernetes:networking.k8s.io/v1:NetworkPolicy", "scoring-deny-all", "scoring", provider],
+    ["kubernetes:networking.k8s.io/v1:NetworkPolicy", "scoring-allow-ingress", "scoring", provider],
+    ["kubernetes:networking.k8s.io/v1:NetworkPolicy", "scoring-allow-dns", "scoring", provider],
+    [
+      "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+      "scoring-allow-model-store",
+      "scoring",
+      provider,
+    ],
+  ];
+}
+
+/** The Kind target: provider, image, MetalLB. */
+const KIND_BASE: Row[] = [
+  ["pulumi:pulumi:Stack", "mlscore-dev", "", ""],
+  ["mlscore:index:KindCluster", "kind", "mlscore-dev", ""],
+  ["pulumi:providers:kubernetes", "kind-provider", "kind", ""],
+  ["mlscore:index:ServiceImage", "service", "mlscore-dev", ""],
+  ["docker:index/image:Image", "service-image", "service", ""],
+  ["mlscore:index:MetalLb", "metallb", "mlscore-dev", ""],
+  ["kubernetes:core/v1:Namespace", "metallb-namespace", "metallb", "kind-provider"],
+  ["kubernetes:helm.sh/v3:Release", "metallb-release", "metallb", "kind-provider"],
+  ["kubernetes:metallb.io/v1beta1:IPAddressPool", "metallb-pool", "metallb", "kind-provider"],
+  [
+    "kubernetes:metallb.io/v1beta1:L2Advertisement",
+    "metallb-l2-advertisement",
+    "metallb",
+    "kind-provider",
+  ],
+];
+
+const DEV_RESOURCES: Row[] = [...KIND_BASE, ...meshAndApp("mlscore-dev", "kind-provider")];
+const DEV_WITHOUT_ISTIO_RESOURCES: Row[] = [...KIND_BASE, ...app("mlscore-dev", "kind-provider")];
+
+const GKE_RESOURCES: Row[] = [
+  ["pulumi:pulumi:Stack", "mlscore-gke", "", ""],
+  ["mlscore:index:GkeCluster", "gke", "mlscore-gke", ""],
+  ["gcp:projects/service:Service", "gke-compute-api", "gke", ""],
+  ["gcp:projects/service:Service", "gke-container-api", "gke", ""],
+  ["gcp:compute/network:Network", "gke-network", "gke", ""],
+  ["gcp:compute/subnetwork:Subnetwork", "gke-subnet", "gke", ""],
+  ["gcp:container/cluster:Cluster", "gke-cluster", "gke", ""],
+  ["gcp:container/nodePool:NodePool", "gke-nodes", "gke", ""],
+  ["pulumi:providers:kubernetes", "gke-provider", "gke", ""],
+  ["mlscore:index:ArtifactRegistry", "registry", "mlscore-gke", ""],
+  ["gcp:projects/service:Service", "registry-api", "registry", ""],
+  ["gcp:artifactregistry/repository:Repository", "registry-repository", "registry", ""],
+  ["mlscore:index:ServiceImage", "service", "mlscore-gke", ""],
+  ["docker:index/image:Image", "service-image", "service", ""],
+  ...meshAndApp("mlscore-gke", "gke-provider"),
+];
+
+/** Whether `dependent`, or a component it sits in, waits for `dependency`. */
+function waitsFor(run: RecordedRun, dependent: RecordedResource, dependency: RecordedResource) {
+  for (
+    let r: RecordedResource | undefined = dependent;
+    r;
+    r = r.parent ? run.byUrn(r.parent) : undefined
+  ) {
+    if (run.waitsFor(r, dependency)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Position in the order the engine finished registrations. */
+function finished(run: RecordedRun, resource: RecordedResource): number {
+  return run.resources.indexOf(resource);
+}
+
+function containerImage(deployment: RecordedResource): unknown {
+  const spec = deployment.inputs.spec as {
+    template: { spec: { containers: { image: string }[] } };
+  };
+  return spec.template.spec.containers[0].image;
+}
+
+const TAG = /^src-[0-9a-f]{20}$/;
+
+/** Pulumi's wire marker for a secret value (`sig` key and the secret signature). */
+const SECRET_SIG = ["4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"];
+
+/** The value inside a secret input as the engine received it; fails when it is not secret. */
+function secretInput(value: unknown): unknown {
+  const wrapped = value as Record<string, unknown> | undefined;
+  expect(wrapped?.[SECRET_SIG[0]]).toBe(SECRET_SIG[1]);
+  return wrapped?.value;
+}
+
+describe("dev stack (Kind), from Pulumi.yaml + Pulumi.dev.yaml", () => {
+  let run: RecordedRun;
+  beforeAll(async () => {
+    run = await recordResources(program, { stack: "dev", config: readStackConfig("dev") });
+  });
+
+  it("declares exactly the Kind target, MetalLB, Istio, the route and the app", () => {
+    expect(rows(run)).toEqual([...DEV_RESOURCES].sort(byRow));
+  });
+
+  it("talks to the kind-mlscore context of the default kubeconfig", () => {
+    expect(run.one("pulumi:providers:kubernetes", "kind-provider").inputs).toMatchObject({
+      context: "kind-mlscore",
+    });
+    expect(run.one("pulumi:providers:kubernetes", "kind-provider").inputs).not.toHaveProperty(
+      "kubeconfig",
+    );
+  });
+
+  it("derives the MetalLB pool from the kind Docker network", () => {
+    expect(run.invokes.map((i) => [i.token, i.inputs])).toEqual([
+      ["docker:index/getNetwork:getNetwork", { name: "kind" }],
+    ]);
+    const pool = run.one("kubernetes:metallb.io/v1beta1:IPAddressPool", "metallb-pool");
+    expect((pool.inputs.spec as { addresses: string[] }).addresses).toEqual([
+      "172.18.255.200-172.18.255.250",
+    ]);
+    expect(run.one("kubernetes:helm.sh/v3:Release", "metallb-release").inputs.version).toBe(
+      "0.14.9",
+    );
+  });
+
+  it("builds the service for linux/amd64 and pushes it to the Kind registry with a content tag", () => {
+    const image = run.one("docker:index/image:Image", "service-image");
+    const imageName = String(image.inputs.imageName);
+    expect(imageName).toBe(`localhost:5001/mlscore-scoring:${contentTag()}`);
+    expect(imageName.split(":").pop()).toMatch(TAG);
+    expect(image.inputs.build).toEqual({
+      context: ".",
+      dockerfile: "service/Dockerfile",
+      platform: "linux/amd64",
+      args: { REVISION: gitRevision() },
+    });
+    expect(image.inputs.registry).toBeUndefined();
+    expect(image.inputs.skipPush).toBe(false);
+  });
+
+  it("runs the pushed image by digest", () => {
+    const digest = run.one("docker:index/image:Image", "service-image").state.repoDigest;
+    expect(digest).toMatch(/^localhost:5001\/mlscore-scoring@sha256:[0-9a-f]{64}$/);
+    const deployment = run.one("kubernetes:apps/v1:Deployment", "scoring-deployment");
+    expect(containerImage(deployment)).toBe(digest);
+    expect(run.outputs.image).toBe(digest);
+  });
+
+  it("creates the LoadBalancer (Istio's gateway) only after MetalLB's pool and advertisement", () => {
+    const gateway = run.one("kubernetes:helm.sh/v3:Release", "istio-gateway");
+    expect(gateway.inputs.values).toMatchObject({ service: { type: "LoadBalancer" } });
+    for (const name of ["metallb-pool", "metallb-l2-advertisement"]) {
+      const ready = run.resources.find((r) => r.name === name) as RecordedResource;
+      expect([name, waitsFor(run, gateway, ready)]).toEqual([name, true]);
+      expect(finished(run, ready)).toBeLessThan(finished(run, gateway));
+    }
+  });
+
+  it("keeps the app's Service internal behind the gateway and admits the gateway namespace", () => {
+    const service = run.one("kubernetes:core/v1:Service", "scoring-service");
+    expect((service.inputs.spec as { type: string }).type).toBe("ClusterIP");
+    const policy = run.one(
+      "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+      "scoring-allow-ingress",
+    );
+    expect(JSON.stringify(policy.inputs.spec)).toContain(
+      '"kubernetes.io/metadata.name":"istio-ingress"',
+    );
+    const app = run.one("mlscore:index:ScoringApp", "scoring");
+    expect(waitsFor(run, app, run.one("mlscore:index:Istio", "istio"))).toBe(true);
+  });
+
+  it("routes the gateway to the app's Service by its cluster DNS name", () => {
+    const route = run.one(
+      "kubernetes:networking.istio.io/v1:VirtualService",
+      "ingress-virtual-service",
+    );
+    const service = run.one("kubernetes:core/v1:Service", "scoring-service");
+    const serviceName = (service.state.metadata as { name: string }).name;
+    expect(JSON.stringify(route.inputs.spec)).toContain(
+      `"host":"${serviceName}.mlscore.svc.cluster.local"`,
+    );
+    expect(waitsFor(run, route, run.one("kubernetes:helm.sh/v3:Release", "istio-base"))).toBe(true);
+  });
+
+  it("passes the stack's replicas, resources and versions on", () => {
+    const deployment = run.one("kubernetes:apps/v1:Deployment", "scoring-deployment");
+    expect((deployment.inputs.spec as { replicas: number }).replicas).toBe(2);
+    const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "scoring-autoscaler");
+    expect(hpa.inputs.spec).toMatchObject({ minReplicas: 2, maxReplicas: 4 });
+    expect(run.one("kubernetes:helm.sh/v3:Release", "istio-istiod").inputs.version).toBe("1.24.2");
+  });
+
+  it("declares no Google Cloud resource and asks GCP for nothing", () => {
+    expect(run.resources.filter((r) => r.type.startsWith("gcp:"))).toEqual([]);
+    expect(run.invokes.filter((i) => i.token.startsWith("gcp:"))).toEqual([]);
+  });
+
+  it("exports the endpoint through the gateway, the image, namespace, context, model and revision", () => {
+    expect(run.outputs).toEqual({
+      endpoint: `http://${fakeLoadBalancerIp("istio-gateway-service")}`,
+      image: run.one("docker:index/image:Image", "service-image").state.repoDigest,
+      namespace: "mlscore",
+      kubeContext: "kind-mlscore",
+      modelUri: "/app/models/iris.onnx",
+      gitRevision: gitRevision(),
+    });
+    expect(run.secretOutputs.size).toBe(0);
+  });
+});
+
+describe("dev stack with Istio off", () => {
+  let run: RecordedRun;
+  beforeAll(async () => {
+    run = await recordResources(program, {
+      stack: "dev",
+      config: { ...readStackConfig("dev"), istioEnabled: false },
+    });
+  });
+
+  it("declares no Istio resource", () => {
+    expect(rows(run)).toEqual([...DEV_WITHOUT_ISTIO_RESOURCES].sort(byRow));
+  });
+
+  it("exposes the app's own Service as a LoadBalancer, created after MetalLB's pool", () => {
+    const service = run.one("kubernetes:core/v1:Service", "scoring-service");
+    expect((service.inputs.spec as { type: string }).type).toBe("LoadBalancer");
+    for (const name of ["metallb-release", "metallb-pool", "metallb-l2-advertisement"]) {
+      const ready = run.resources.find((r) => r.name === name) as RecordedResource;
+      expect([name, waitsFor(run, service, ready)]).toEqual([name, true]);
+      expect(finished(run, ready)).toBeLessThan(finished(run, service));
+    }
+    expect(run.outputs.endpoint).toBe(`http://${fakeLoadBalancerIp("scoring-service")}`);
+  });
+});
+
+describe("gke stack, from Pulumi.yaml + Pulumi.gke.yaml + the user's gcp:project", () => {
+  let run: RecordedRun;
+  beforeAll(async () => {
+    run = await recordResources(program, {
+      stack: "gke",
+      config: { ...readStackConfig("gke"), "gcp:project": PROJECT_ID },
+      mocks: gkeMocks,
+    });
+  });
+
+  it("declares exactly the network, cluster, node pool, registry, image, Istio, route and app", () => {
+    expect(rows(run)).toEqual([...GKE_RESOURCES].sort(byRow));
+  });
+
+  it("installs no MetalLB and asks Docker for no network: Google's load balancer does that job", () => {
+    expect(run.resources.filter((r) => /metallb/i.test(r.type))).toEqual([]);
+    expect(run.invokes.map((i) => i.token)).toEqual([
+      "gcp:organizations/getClientConfig:getClientConfig",
+    ]);
+  });
+
+  it("enables the APIs it needs and leaves them on at destroy", () => {
+    const apis = run.ofType("gcp:projects/service:Service").map((r) => r.inputs);
+    expect(apis).toEqual(
+      expect.arrayContaining(
+        [
+          "compute.googleapis.com",
+          "container.googleapis.com",
+          "artifactregistry.googleapis.com",
+        ].map((service) => ({ project: PROJECT_ID, service, disableOnDestroy: false })),
+      ),
+    );
+    expect(apis).toHaveLength(3);
+  });
+
+  it("makes a custom-mode network with a subnet carrying the pod and service ranges", () => {
+    expect(run.one("gcp:compute/network:Network", "gke-network").inputs).toMatchObject({
+      project: PROJECT_ID,
+      autoCreateSubnetworks: false,
+    });
+    expect(run.one("gcp:compute/subnetwork:Subnetwork", "gke-subnet").inputs).toMatchObject({
+      project: PROJECT_ID,
+      region: "us-central1",
+      ipCidrRange: "10.10.0.0/20",
+      privateIpGoogleAccess: true,
+      secondaryIpRanges: [
+        { rangeName: "pods", ipCidrRange: "10.20.0.0/14" },
+        { rangeName: "services", ipCidrRange: "10.24.0.0/20" },
+      ],
+    });
+  });
+
+  it("makes a VPC-native zonal cluster without its default pool, deletable, with Workload Identity", () => {
+    const cluster = run.one("gcp:container/cluster:Cluster", "gke-cluster");
+    expect(cluster.inputs).toMatchObject({
+      project: PROJECT_ID,
+      location: "us-central1-a",
+      networkingMode: "VPC_NATIVE",
+      ipAllocationPolicy: {
+        clusterSecondaryRangeName: "pods",
+        servicesSecondaryRangeName: "services",
+      },
+      removeDefaultNodePool: true,
+      initialNodeCount: 1,
+      deletionProtection: false,
+      releaseChannel: { channel: "REGULAR" },
+      workloadIdentityConfig: { workloadPool: `${PROJECT_ID}.svc.id.goog` },
+      datapathProvider: "ADVANCED_DATAPATH",
+    });
+    expect(cluster.protect).toBe(false);
+    for (const api of ["gke-container-api", "gke-compute-api"]) {
+      expect(run.waitsFor(cluster, run.one("gcp:projects/service:Service", api))).toBe(true);
+    }
+    expect(run.waitsFor(cluster, run.one("gcp:compute/subnetwork:Subnetwork", "gke-subnet"))).toBe(
+      true,
+    );
+  });
+
+  it("gives the cluster a pool of 3 e2-standard-2 nodes, autoscaled 1-5, on the GKE metadata server", () => {
+    const pool = run.one("gcp:container/nodePool:NodePool", "gke-nodes");
+    expect(pool.inputs).toMatchObject({
+      project: PROJECT_ID,
+      location: "us-central1-a",
+      cluster: GKE_CLUSTER_NAME,
+      initialNodeCount: 3,
+      autoscaling: { minNodeCount: 1, maxNodeCount: 5 },
+      nodeConfig: {
+        machineType: "e2-standard-2",
+        workloadMetadataConfig: { mode: "GKE_METADATA" },
+      },
+    });
+    expect(pool.inputs).not.toHaveProperty("nodeCount");
+    expect(run.waitsFor(pool, run.one("gcp:container/cluster:Cluster", "gke-cluster"))).toBe(true);
+  });
+
+  it("exports a secret kubeconfig that authenticates with gke-gcloud-auth-plugin", () => {
+    expect(run.secretOutputs).toEqual(new Set(["kubeconfig"]));
+    const kubeconfig = parseYaml(String(run.outputs.kubeconfig)) as {
+      "current-context": string;
+      clusters: { cluster: Record<string, string> }[];
+      users: { user: Record<string, unknown> }[];
+    };
+    const context = `gke_${PROJECT_ID}_us-central1-a_${GKE_CLUSTER_NAME}`;
+    expect(kubeconfig["current-context"]).toBe(context);
+    expect(kubeconfig.clusters[0].cluster).toEqual({
+      server: "https://203.0.113.10",
+      "certificate-authority-data": Buffer.from("fake-cluster-ca").toString("base64"),
+    });
+    expect(Object.keys(kubeconfig.users[0].user)).toEqual(["exec"]);
+    expect(kubeconfig.users[0].user.exec).toMatchObject({
+      apiVersion: "client.authentication.k8s.io/v1beta1",
+      command: "gke-gcloud-auth-plugin",
+      provideClusterInfo: true,
+    });
+    expect(run.outputs.kubeContext).toBe(context);
+  });
+
+  it("builds its Kubernetes provider from that kubeconfig, once the node pool exists", () => {
+    const provider = run.one("pulumi:providers:kubernetes", "gke-provider");
+    expect(secretInput(provider.inputs.kubeconfig)).toBe(run.outputs.kubeconfig);
+    expect(run.waitsFor(provider, run.one("gcp:container/nodePool:NodePool", "gke-nodes"))).toBe(
+      true,
+    );
+  });
+
+  it("keeps images in a Docker repository of Artifact Registry in the stack's region", () => {
+    expect(
+      run.one("gcp:artifactregistry/repository:Repository", "registry-repository").inputs,
+    ).toMatchObject({
+      project: PROJECT_ID,
+      location: "us-central1",
+      repositoryId: "mlscore",
+      format: "DOCKER",
+    });
+  });
+
+  it("pushes the content-tagged image to Artifact Registry with the caller's access token", () => {
+    const image = run.one("docker:index/image:Image", "service-image");
+    expect(image.inputs.imageName).toBe(
+      `us-central1-docker.pkg.dev/${PROJECT_ID}/mlscore/scoring:${contentTag()}`,
+    );
+    expect(secretInput(image.inputs.registry)).toEqual({
+      server: "us-central1-docker.pkg.dev",
+      username: "oauth2accesstoken",
+      password: FAKE_GCP_ACCESS_TOKEN,
+    });
+    expect(image.inputs.build).toMatchObject({ platform: "linux/amd64" });
+    expect(
+      run.waitsFor(
+        image,
+        run.one("gcp:artifactregistry/repository:Repository", "registry-repository"),
+      ),
+    ).toBe(true);
+  });
+
+  it("runs the pushed image by digest", () => {
+    const digest = run.one("docker:index/image:Image", "service-image").state.repoDigest;
+    expect(digest).toMatch(
+      new RegExp(
+        `^us-central1-docker\\.pkg\\.dev/${PROJECT_ID}/mlscore/scoring@sha256:[0-9a-f]{64}$`,
+      ),
+    );
+    expect(containerImage(run.one("kubernetes:apps/v1:Deployment", "scoring-deployment"))).toBe(
+      digest,
+    );
+  });
+
+  it("passes the gke stack's replica bounds on", () => {
+    const deployment = run.one("kubernetes:apps/v1:Deployment", "scoring-deployment");
+    expect((deployment.inputs.spec as { replicas: number }).replicas).toBe(3);
+    const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "scoring-autoscaler");
+    expect(hpa.inputs.spec).toMatchObject({ minReplicas: 3, maxReplicas: 10 });
+  });
+
+  it("exports the endpoint, image, namespace, model and revision", () => {
+    expect(run.outputs).toMatchObject({
+      endpoint: `http://${fakeLoadBalancerIp("istio-gateway-service")}`,
+      image: run.one("docker:index/image:Image", "service-image").state.repoDigest,
+      namespace: "mlscore",
+      modelUri: "/app/models/iris.onnx",
+      gitRevision: gitRevision(),
+    });
+    expect(Object.keys(run.outputs).sort()).toEqual(
+      [
+        "endpoint",
+        "image",
+        "namespace",
+        "kubeContext",
+        "kubeconfig",
+        "modelUri",
+        "gitRevision",
+      ].sort(),
+    );
+  });
+});
+
+describe("a bad config value", () => {
+  it("fails the real program before any resource is registered or any provider is asked", async () => {
+    const registered: string[] = [];
+    const called: string[] = [];
+    const watch: MockOverrides = {
+      newResource: (args: pulumi.runtime.MockResourceArgs) => {
+        registered.push(args.type);
+        return undefined;
+      },
+      call: (args: pulumi.runtime.MockCallArgs) => {
+        called.push(args.token);
+        return undefined;
+      },
+    };
+    await expect(
+      recordResources(program, {
+        stack: "dev",
+        config: { ...readStackConfig("dev"), replicas: 0 },
+        mocks: watch,
+      }),
+    ).rejects.toThrow(
+      'mlscore:replicas must be a whole number from 1 to 50 (got "0"); ' +
+        "set it with: pulumi config set replicas 2",
+    );
+    expect(registered.filter((type) => type !== "pulumi:pulumi:Stack")).toEqual([]);
+    expect(called).toEqual([]);
+  });
+
+  it("fails the gke stack as committed, before the user sets gcp:project", async () => {
+    await expect(
+      recordResources(program, { stack: "gke", config: readStackConfig("gke") }),
+    ).rejects.toThrow("mlscore:gcpProject (or gcp:project) is required when mlscore:target is gke");
+  });
+});
+
+describe("loadBalancerRange", () => {
+  it.each([
+    [["172.18.0.0/16"], "172.18.255.200-172.18.255.250"],
+    [["fc00:f853:ccd:e793::/64", "172.19.0.0/16"], "172.19.255.200-172.19.255.250"],
+    [["192.168.100.0/24"], "192.168.100.200-192.168.100.250"],
+    [["10.0.0.0/8"], "10.255.255.200-10.255.255.250"],
+  ])("%j → %s", (subnets, range) => {
+    expect(loadBalancerRange(subnets)).toBe(range);
+  });
+
+  it("rejects a network without an IPv4 subnet, naming the config key that overrides it", () => {
+    expect(() => loadBalancerRange(["fc00:f853:ccd:e793::/64"])).toThrow(
+      'the "kind" Docker network has no IPv4 subnet (found [fc00:f853:ccd:e793::/64]); ' +
+        "set a MetalLB range with: pulumi config set metallbAddressRange <first>-<last>",
+    );
+  });
+
+  it("rejects a subnet too small to spare 51 addresses", () => {
+    expect(() => loadBalancerRange(["172.18.0.0/28"])).toThrow(
+      'the "kind" Docker network\'s subnet 172.18.0.0/28 is not an IPv4 network of /8 to /24; ' +
+        "set a MetalLB range with: pulumi config set metallbAddressRange <first>-<last>",
+    );
+  });
+});
+
+describe("the image's content tag", () => {
+  let root: string;
+  beforeEach(() => {
+    root = mkdtempSync(path.join(tmpdir(), "mlscore-tag-"));
+    const files: Record<string, string> = {
+      "package.json": "{}",
+      "package-lock.json": "{}",
+      ".npmrc": "",
+      "tsconfig.json": "{}",
+      "service/package.json": "{}",
+      "service/tsconfig.json": "{}",
+      "service/Dockerfile": "FROM scratch\n",
+      "service/src/server.ts": "export {};\n",
+      "service/src/http/app.test.ts": "test;\n",
+      "service/models/iris.onnx": "model-v1",
+      "README.md": "docs\n",
+      "infra/index.ts": "export {};\n",
+    };
+    for (const [file, content] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+      writeFileSync(path.join(root, file), content);
+    }
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it("hashes exactly the files the build uses", () => {
+    expect(buildInputFiles(root)).toEqual([
+      ".npmrc",
+      "package-lock.json",
+      "package.json",
+      "service/Dockerfile",
+      "service/models/iris.onnx",
+      "service/package.json",
+      "service/src/server.ts",
+      "service/tsconfig.json",
+      "tsconfig.json",
+    ]);
+  });
+
+  it("changes when the service's code, model or Dockerfile changes", () => {
+    const before = contentTag(root);
+    expect(before).toMatch(TAG);
+    for (const file of [
+      "service/src/server.ts",
+      "service/models/iris.onnx",
+      "service/Dockerfile",
+    ]) {
+      const original = readFileSync(path.join(root, file));
+      writeFileSync(path.join(root, file), "changed");
+      expect([file, contentTag(root)]).not.toEqual([file, before]);
+      writeFileSync(path.join(root, file), original);
+    }
+    expect(contentTag(root)).toBe(before);
+  });
+
+  it("stays the same when only files outside the image change", () => {
+    const before = contentTag(root);
+    writeFileSync(path.join(root, "README.md"), "more docs\n");
+    writeFileSync(path.join(root, "infra/index.ts"), "export const x = 1;\n");
+    writeFileSync(path.join(root, "service/src/http/app.test.ts"), "another test;\n");
+    expect(contentTag(root)).toBe(before);
+  });
+
+  it("follows .dockerignore's allow-list", () => {
+    const allowed = readFileSync(path.join(REPO_ROOT, ".dockerignore"), "utf8")
+      .split("\n")
+      .filter((line) => line.startsWith("!"))
+      .map((line) => line.slice(1));
+    expect([...BUILD_INPUTS].filter((input) => input !== "service/Dockerfile").sort()).toEqual(
+      allowed.sort(),
+    );
+  });
+
+  it("reads the git revision, or says unknown outside a checkout", () => {
+    expect(gitRevision(REPO_ROOT)).toMatch(/^[0-9a-f]{40}$/);
+    expect(gitRevision(root)).toBe("unknown");
+  });
+});
+
+describe("the Kind cluster files agree with the dev stack", () => {
+  const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
+  const project = parseYaml(read("Pulumi.yaml")) as {
+    config: Record<string, { default?: unknown }>;
+  };
+
+  it("infra/kind/cluster.yaml has one control plane, two workers and containerd's certs.d enabled", () => {
+    const cluster = parseYaml(read("infra/kind/cluster.yaml")) as {
+      kind: string;
+      apiVersion: string;
+      nodes: { role: string }[];
+      containerdConfigPatches: string[];
+    };
+    expect([cluster.kind, cluster.apiVersion]).toEqual(["Cluster", "kind.x-k8s.io/v1alpha4"]);
+    expect(cluster.nodes.map((n) => n.role)).toEqual(["control-plane", "worker", "worker"]);
+    expect(cluster.containerdConfigPatches.join("\n")).toMatch(
+      /\[plugins\."io\.containerd\.grpc\.v1\.cri"\.registry\]\s+config_path = "\/etc\/containerd\/certs\.d"/,
+    );
+  });
+
+  it("kind-up.sh makes the cluster and registry the stack expects", () => {
+    const script = read("infra/kind/up.sh");
+    expect(script).toContain(
+      `cluster_name="\${KIND_CLUSTER_NAME:-${project.config.kindClusterName.default}}"`,
+    );
+    expect(script).toContain('registry_port="5001"');
+    expect(`localhost:5001`).toBe(KIND_REGISTRY);
+    expect(script).toContain('--config "${kind_dir}/cluster.yaml"');
+    expect(script).toContain('registry_dir="/etc/containerd/certs.d/localhost:${registry_port}"');
+    expect(script).toContain("docker network connect kind");
+    expect(script).toContain("name: local-registry-hosting");
+  });
+
+  it("kind-down.sh removes the same cluster and registry", () => {
+    const script = read("infra/kind/down.sh");
+    expect(script).toContain(
+      `cluster_name="\${KIND_CLUSTER_NAME:-${project.config.kindClusterName.default}}"`,
+    );
+    expect(script).toContain('registry_name="kind-registry"');
+    expect(read("infra/kind/up.sh")).toContain('registry_name="kind-registry"');
+  });
+});
