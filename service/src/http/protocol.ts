@@ -1,0 +1,34 @@
+import type { Router } from "express";
+import type { Model } from "../model/model";
+import type { ApiError } from "./errors";
+
+/** What every protocol adapter receives from the app. */
+export interface ProtocolContext {
+  /** The loaded model, already instrumented for inference metrics. */
+  readonly model: Model;
+  /** Most rows (first dimension) one request may carry. */
+  readonly maxBatchSize: number;
+  /** Largest request body accepted, in bytes, for protocols that parse bodies of their own. */
+  readonly bodyLimitBytes: number;
+  /** Whether the process is ready to take traffic (model loaded, not draining). */
+  readonly isReady: () => boolean;
+}
+
+/** OpenAPI 3.1 path items keyed by path, in OpenAPI's own path-template syntax. */
+export type OpenApiPaths = Record<string, Record<string, unknown>>;
+
+/**
+ * One wire protocol: its routes, its error format and its part of the OpenAPI document.
+ * The app mounts `router` at the root and sends errors raised under `prefixes` through
+ * `formatError`, so a client always gets errors in the format its protocol defines.
+ */
+export interface Protocol {
+  readonly name: string;
+  /** Path prefixes this protocol owns, used to pick the error format. */
+  readonly prefixes: readonly string[];
+  router(context: ProtocolContext): Router;
+  /** The JSON body to answer for a client error; the status comes from the error. */
+  formatError(error: ApiError): unknown;
+  /** Generated from the same schemas that validate requests. */
+  readonly openapi: OpenApiPaths;
+}

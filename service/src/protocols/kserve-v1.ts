@@ -1,0 +1,106 @@
+import { Router, type Request } from "express";
+import { z } from "zod";
+import { badRequest, notFound } from "../http/errors";
+import type { Protocol } from "../http/protocol";
+import type { Model } from "../model/model";
+import { jsonRequestBody, jsonResponse, parseJsonBody } from "./request-body";
+import { decodeColumnar, decodeInstances } from "./row-codec";
+import { encodeNested, predictPrimary } from "./tensor-codec";
+
+const EXAMPLE = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}';
+
+const PredictRequest = z
+  .object({
+    instances: z
+      .array(z.unknown(), { error: `instances must be a list of rows, e.g. ${EXAMPLE}` })
+      .optional()
+      .describe("Rows, or objects keyed by input name (TensorFlow Serving's row format)."),
+    inputs: z
+      .union([z.array(z.unknown()), z.record(z.string(), z.unknown())], {
+        error: "inputs must be a list of rows or an object of named inputs",
+      })
+      .optional()
+      .describe("Rows, or named inputs (TensorFlow Serving's columnar format)."),
+  })
+  .meta({ title: "KServeV1PredictRequest" });
+
+const PredictResponse = z
+  .object({
+    predictions: z.array(z.unknown()).describe("The model's primary output, one per row."),
+  })
+  .meta({ title: "KServeV1PredictResponse" });
+
+const ModelStatus = z
+  .object({ name: z.string(), ready: z.boolean() })
+  .meta({ title: "KServeV1Model" });
+const ErrorResponse = z.object({ error: z.string() }).meta({ title: "KServeV1Error" });
+
+function resolveModel(model: Model, req: Request): void {
+  const { name } = req.params as { name: string };
+  if (name !== model.name) {
+    throw notFound(`model "${name}" is not served here; this server serves model "${model.name}"`);
+  }
+}
+
+/** KServe's v1 protocol, TensorFlow Serving's REST predict API. */
+export const kserveV1: Protocol = {
+  name: "kserve-v1",
+  prefixes: ["/v1/models"],
+  router({ model, maxBatchSize, isReady }) {
+    const router = Router();
+    router.get("/v1/models", (_req, res) => {
+      res.json({ models: [model.name] });
+    });
+    router.get("/v1/models/:name", (req, res) => {
+      resolveModel(model, req);
+      const ready = isReady();
+      res.status(ready ? 200 : 503).json({ name: model.name, ready });
+    });
+    // path-to-regexp reads `:predict` as a parameter; the backslash makes it literal.
+    router.post("/v1/models/:name\\:predict", async (req, res) => {
+      resolveModel(model, req);
+      const { instances, inputs } = parseJsonBody(req, PredictRequest, "the predict request");
+      if ((instances === undefined) === (inputs === undefined)) {
+        throw badRequest(`send exactly one of instances or inputs, e.g. ${EXAMPLE}`);
+      }
+      const tensors = instances
+        ? decodeInstances(model, instances, "instances", { maxBatchSize })
+        : decodeColumnar(model, inputs, "inputs", { maxBatchSize });
+      const output = await predictPrimary(model, tensors);
+      res.json({ predictions: encodeNested(output) });
+    });
+    return router;
+  },
+  formatError: (error) => ({ error: error.message }),
+  openapi: {
+    "/v1/models": {
+      get: {
+        summary: "Served models.",
+        responses: { "200": { description: "Model names.", content: { "application/json": {} } } },
+      },
+    },
+    "/v1/models/{name}": {
+      get: {
+        summary: "Model readiness.",
+        parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        responses: {
+          "200": jsonResponse("Ready.", ModelStatus),
+          "404": jsonResponse("No such model.", ErrorResponse),
+          "503": jsonResponse("Not ready.", ModelStatus),
+        },
+      },
+    },
+    "/v1/models/{name}:predict": {
+      post: {
+        summary: "Predict: instances or inputs in, predictions out.",
+        parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        requestBody: jsonRequestBody(PredictRequest),
+        responses: {
+          "200": jsonResponse("The model's primary output.", PredictResponse),
+          "404": jsonResponse("No such model.", ErrorResponse),
+          "4XX": jsonResponse("A client error that says what to fix.", ErrorResponse),
+        },
+      },
+    },
+  },
+};

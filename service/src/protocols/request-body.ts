@@ -1,0 +1,101 @@
+import type { Request } from "express";
+import { z } from "zod";
+import { ApiError, badRequest } from "../http/errors";
+
+/**
+ * Reading a request body against a zod schema, and publishing that same schema in OpenAPI, so the
+ * documented request can never drift from the validated one.
+ */
+
+const JSON_TYPE = "application/json";
+
+/** Whether the request carries a body at all, by the same test body-parser uses. */
+function hasBody(req: Request): boolean {
+  return (
+    req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"]) > 0
+  );
+}
+
+/**
+ * Fails when no body parser accepted the request: 400 for a missing body, 415 for a type this
+ * route does not take. The app parses CSV for every route, so a CSV body is refused here unless
+ * `accepted` lists its type.
+ */
+export function requireParsedBody(req: Request, accepted: readonly string[] = [JSON_TYPE]): void {
+  const expected = accepted.join(" or ");
+  if (req.body === undefined) {
+    if (!hasBody(req)) throw badRequest(`the request has no body; send ${expected}`);
+    const given = req.headers["content-type"] ?? "none";
+    throw new ApiError(415, `Content-Type ${given} is not supported here; send ${expected}`);
+  }
+  if (typeof req.body === "string" && !accepted.some((type) => req.is(type))) {
+    throw new ApiError(
+      415,
+      `Content-Type ${req.headers["content-type"]} is not supported here; send ${expected}`,
+    );
+  }
+}
+
+/** `a.b[0].c` for a zod issue path. */
+function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((key, i) =>
+      typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`,
+    )
+    .join("");
+}
+
+/** The first issue of a failed parse as one sentence that names the field. */
+export function describeIssues(error: z.ZodError, what: string): string {
+  const issue = error.issues[0];
+  const path = formatPath(issue.path);
+  // Custom messages name their field with `[]` for any element, as in `inputs[].shape`; fill in
+  // the indexes of this issue. zod's own messages need the path in front.
+  const indexes = issue.path.filter((key) => typeof key === "number");
+  let next = 0;
+  const message = issue.message.replace(/\[\]/g, (brackets) =>
+    next < indexes.length ? `[${indexes[next++]}]` : brackets,
+  );
+  const subject = message.split(" ", 1)[0];
+  if (path !== "" && path.startsWith(subject)) return message;
+  return path === "" ? `${what}: ${message}` : `${path}: ${message}`;
+}
+
+/** Validates the parsed JSON body of `req` with `schema`; `what` names the body in messages. */
+export function parseJsonBody<T extends z.ZodType>(
+  req: Request,
+  schema: T,
+  what: string,
+): z.output<T> {
+  requireParsedBody(req);
+  const result = schema.safeParse(req.body);
+  if (!result.success) throw badRequest(describeIssues(result.error, what));
+  return result.data;
+}
+
+/** A tensor shape: a list of non-negative integer dimensions; `field` names it in messages. */
+export function shapeSchema(field: string, example: string): z.ZodArray<z.ZodInt> {
+  const error = `${field} must be an array of non-negative integers, e.g. ${example}`;
+  return z.array(z.int({ error }).min(0, { error }), { error });
+}
+
+/** A JSON Schema (2020-12, as OpenAPI 3.1 embeds it) of what a client may send. */
+export function toOpenApiSchema(schema: z.ZodType): Record<string, unknown> {
+  const json: Record<string, unknown> = z.toJSONSchema(schema, {
+    io: "input",
+    unrepresentable: "any",
+  });
+  // OpenAPI 3.1 fixes the dialect for the whole document.
+  delete json.$schema;
+  return json;
+}
+
+/** An OpenAPI request body of JSON validated by `schema`. */
+export function jsonRequestBody(schema: z.ZodType): Record<string, unknown> {
+  return { required: true, content: { [JSON_TYPE]: { schema: toOpenApiSchema(schema) } } };
+}
+
+/** An OpenAPI response with a JSON body described by `schema`. */
+export function jsonResponse(description: string, schema: z.ZodType): Record<string, unknown> {
+  return { description, content: { [JSON_TYPE]: { schema: toOpenApiSchema(schema) } } };
+}

@@ -1,0 +1,117 @@
+import path from "node:path";
+import {
+  BUILTIN_MODEL_URI,
+  ConfigError,
+  defaultModelName,
+  readConfig,
+} from "../../service/src/config";
+import { SERVICE_VERSION } from "../../service/src/version";
+import servicePackage from "../../service/package.json";
+
+describe("readConfig", () => {
+  it("serves the built-in iris model on port 8080 when nothing is set", () => {
+    const config = readConfig({});
+    expect(config).toMatchObject({
+      port: 8080,
+      host: "0.0.0.0",
+      modelUri: BUILTIN_MODEL_URI,
+      modelName: "iris",
+      modelVersion: "1",
+      modelSha256: undefined,
+      maxBatchSize: 1024,
+      bodyLimitBytes: 5 * 1024 * 1024,
+      shutdownGraceSeconds: 20,
+      logLevel: "info",
+    });
+    expect(BUILTIN_MODEL_URI).toBe(path.resolve(__dirname, "../../service/models/iris.onnx"));
+  });
+
+  it("reads every variable it documents", () => {
+    const config = readConfig({
+      PORT: "9000",
+      HOST: "127.0.0.1",
+      MODEL_URI: "gs://models-bucket/fraud/v3/model.onnx",
+      MODEL_NAME: "fraud",
+      MODEL_VERSION: "3",
+      MODEL_SHA256: "A".repeat(64),
+      MODEL_MAX_BYTES: "1000",
+      MAX_BATCH_SIZE: "10",
+      MAX_BODY_BYTES: "2048",
+      SHUTDOWN_GRACE_SECONDS: "5",
+      LOG_LEVEL: "debug",
+    });
+    expect(config).toEqual({
+      port: 9000,
+      host: "127.0.0.1",
+      modelUri: "gs://models-bucket/fraud/v3/model.onnx",
+      modelName: "fraud",
+      modelVersion: "3",
+      modelSha256: "a".repeat(64),
+      modelMaxBytes: 1000,
+      maxBatchSize: 10,
+      bodyLimitBytes: 2048,
+      shutdownGraceSeconds: 5,
+      logLevel: "debug",
+    });
+  });
+
+  it("resolves a relative model path against the working directory", () => {
+    expect(readConfig({ MODEL_URI: "models/m.onnx" }).modelUri).toBe(path.resolve("models/m.onnx"));
+  });
+
+  it.each([
+    [{ PORT: "abc" }, 'PORT must be a whole number from 0 to 65535 (got "abc")'],
+    [{ PORT: "70000" }, 'PORT must be a whole number from 0 to 65535 (got "70000")'],
+    [{ PORT: "80.5" }, 'PORT must be a whole number from 0 to 65535 (got "80.5")'],
+    [{ MAX_BATCH_SIZE: "0" }, 'MAX_BATCH_SIZE must be a whole number from 1 to 1000000 (got "0")'],
+    [
+      { MAX_BODY_BYTES: "10" },
+      'MAX_BODY_BYTES must be a whole number from 1024 to 1073741824 (got "10")',
+    ],
+    [
+      { SHUTDOWN_GRACE_SECONDS: "-1" },
+      'SHUTDOWN_GRACE_SECONDS must be a whole number from 1 to 3600 (got "-1")',
+    ],
+    [
+      { MODEL_URI: "http://example.com/m.onnx" },
+      'MODEL_URI must be "identity", a file path, an https:// URL or a gs:// object (got "http://example.com/m.onnx")',
+    ],
+    [
+      { MODEL_URI: "gs://bucket-only" },
+      'MODEL_URI must name a bucket and an object, gs://bucket/path (got "gs://bucket-only")',
+    ],
+    [
+      { MODEL_NAME: "my model" },
+      'MODEL_NAME must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit (got "my model")',
+    ],
+    [
+      { MODEL_VERSION: "v/1" },
+      'MODEL_VERSION must be 1-64 letters, digits, "_", "." or "-" (got "v/1")',
+    ],
+    [{ MODEL_SHA256: "abc" }, 'MODEL_SHA256 must be 64 hexadecimal characters (got "abc")'],
+    [
+      { LOG_LEVEL: "verbose" },
+      'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "verbose")',
+    ],
+  ])("rejects %j with a message naming the variable", (env, message) => {
+    expect(() => readConfig(env)).toThrow(new ConfigError(message));
+  });
+});
+
+describe("defaultModelName", () => {
+  it.each([
+    ["identity", "identity"],
+    ["/models/iris.onnx", "iris"],
+    ["https://models.example.com/v2/churn%20model.onnx?token=x", "churn-model"],
+    ["gs://bucket/path/fraud.v3.onnx", "fraud.v3"],
+    ["/models/.onnx", "model"],
+  ])("names %s %s", (uri, name) => {
+    expect(defaultModelName(uri)).toBe(name);
+  });
+});
+
+describe("SERVICE_VERSION", () => {
+  it("matches service/package.json", () => {
+    expect(SERVICE_VERSION).toBe(servicePackage.version);
+  });
+});

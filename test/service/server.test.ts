@@ -1,0 +1,140 @@
+import http from "node:http";
+import { failedStart, startService, type ServiceProcess } from "./support/service-process";
+
+/** Posts `{"X": [...]}` in two halves with a pause between them, so it is in flight for a while. */
+function slowScore(url: string, values: number[], pauseMs: number) {
+  const body = JSON.stringify({ X: values });
+  const half = Math.floor(body.length / 2);
+  const { hostname, port } = new URL(url);
+  return new Promise<{ status: number; body: string; connection?: string }>((resolve, reject) => {
+    const req = http.request(
+      {
+        hostname,
+        port,
+        path: "/score",
+        method: "POST",
+        agent: false,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: text, connection: res.headers.connection }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.write(body.slice(0, half));
+    setTimeout(() => req.end(body.slice(half)), pauseMs);
+  });
+}
+
+const until = async (check: () => boolean, timeoutMs = 5_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
+describe("server process", () => {
+  let service: ServiceProcess | undefined;
+  afterEach(() => {
+    service?.child.kill("SIGKILL");
+    service = undefined;
+  });
+
+  it("starts on the built-in iris model, answers probes and echoes a request id", async () => {
+    service = await startService();
+    const ready = service.logs.find((line) => line.msg === "ready")!;
+    expect(ready).toMatchObject({ model: { name: "iris", platform: "onnxruntime" } });
+    expect(ready.startupMs).toEqual(expect.any(Number));
+
+    expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+    const readyz = await fetch(`${service.url}/readyz`, { headers: { "x-request-id": "req-42" } });
+    expect(readyz.status).toBe(200);
+    expect(readyz.headers.get("x-request-id")).toBe("req-42");
+    const generated = await fetch(`${service.url}/healthz`);
+    expect(generated.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    expect(metrics).toContain('model_info{name="iris",version="1",platform="onnxruntime"} 1');
+    expect(metrics).toMatch(/http_requests_total\{method="GET",route="\/readyz",status="200"\} 1/);
+  });
+
+  it("logs client errors at warn with the request id, and successes only at debug", async () => {
+    service = await startService({ MODEL_URI: "identity" });
+    const post = (body: string, id: string) =>
+      fetch(`${service!.url}/score`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": id },
+        body,
+      });
+    expect((await post(JSON.stringify({ X: [1, 2] }), "good-one")).status).toBe(200);
+    expect((await post("{not json", "bad-one")).status).toBe(400);
+    await until(() => service!.logs.some((line) => line.level === 40));
+    const completed = service.logs.filter((line) => String(line.msg).startsWith("request "));
+    expect(completed).toEqual([
+      expect.objectContaining({ level: 40, req: expect.objectContaining({ id: "bad-one" }) }),
+    ]);
+  });
+
+  it("logs every request at LOG_LEVEL=debug", async () => {
+    service = await startService({ MODEL_URI: "identity", LOG_LEVEL: "debug" });
+    await fetch(`${service.url}/score`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "trace-me" },
+      body: JSON.stringify({ X: [1, 2] }),
+    });
+    await until(() => service!.logs.some((line) => line.msg === "request completed"));
+    const line = service.logs.find((entry) => entry.msg === "request completed")!;
+    expect(line).toMatchObject({ level: 20, req: { id: "trace-me" }, res: { statusCode: 200 } });
+  });
+
+  it("on SIGTERM finishes the request in flight, refuses new connections and exits 0", async () => {
+    service = await startService({ MODEL_URI: "identity" });
+    const inFlight = slowScore(service.url, [1, 2, 3], 500);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    service.child.kill("SIGTERM");
+    await until(() => service!.logs.some((line) => line.msg === "draining"));
+
+    await expect(fetch(`${service.url}/healthz`)).rejects.toThrow();
+    const answer = await inFlight;
+    expect(answer).toEqual({ status: 200, body: '{"score":[1,2,3]}', connection: "close" });
+    expect(await service.exited).toBe(0);
+    expect(service.logs.map((line) => line.msg)).toEqual(
+      expect.arrayContaining(["draining", "stopped"]),
+    );
+  });
+
+  it("gives up on a request that outlasts SHUTDOWN_GRACE_SECONDS and exits 1", async () => {
+    service = await startService({ MODEL_URI: "identity", SHUTDOWN_GRACE_SECONDS: "1" });
+    const stuck = slowScore(service.url, [1], 60_000).catch((error: Error) => error);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const signalledAt = Date.now();
+    service.child.kill("SIGTERM");
+    expect(await service.exited).toBe(1);
+    expect(Date.now() - signalledAt).toBeLessThan(3_000);
+    expect(String(await stuck)).toMatch(/socket hang up|ECONNRESET/);
+  });
+
+  it.each([
+    [{ PORT: "http" }, 'mlscore: PORT must be a whole number from 0 to 65535 (got "http")\n'],
+    [
+      { MODEL_URI: "/nonexistent/model.onnx" },
+      "mlscore: model file /nonexistent/model.onnx cannot be read (ENOENT)\n",
+    ],
+  ])("exits 1 with one line naming the problem for %j", async (env, line) => {
+    expect(await failedStart(env)).toEqual({ code: 1, stderr: line });
+  });
+
+  it("exits 1 when the port is taken", async () => {
+    service = await startService({ MODEL_URI: "identity" });
+    const port = new URL(service.url).port;
+    expect(await failedStart({ MODEL_URI: "identity", PORT: port })).toEqual({
+      code: 1,
+      stderr: `mlscore: cannot listen on 127.0.0.1:${port}: EADDRINUSE\n`,
+    });
+  });
+});

@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import readline from "node:readline";
+
+/** The compiled service entry; `npm test` builds it first (the `pretest` script). */
+export const SERVER_JS = path.resolve(__dirname, "../../../service/dist/server.js");
+
+export interface ServiceProcess {
+  readonly child: ChildProcess;
+  /** `http://127.0.0.1:<port>` once the service logged `ready`. */
+  readonly url: string;
+  /** Every JSON log line so far. */
+  readonly logs: Record<string, unknown>[];
+  /** Resolves with the exit code (or signal name) once the process has ended. */
+  readonly exited: Promise<number | string>;
+}
+
+/** Collects stdout log lines and stderr, and resolves `exited` when the process ends. */
+function watch(child: ChildProcess) {
+  const logs: Record<string, unknown>[] = [];
+  let stderr = "";
+  readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      logs.push({ raw: line });
+    }
+  });
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  return { logs, exited, stderr: () => stderr };
+}
+
+/** Starts `node service/dist/server.js` on a free loopback port and waits until it is ready. */
+export async function startService(
+  env: Record<string, string> = {},
+  timeoutMs = 15_000,
+): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [SERVER_JS], {
+    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const { logs, exited, stderr } = watch(child);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ready = logs.find((line) => line.msg === "ready");
+    if (ready) return { child, url: `http://127.0.0.1:${String(ready.port)}`, logs, exited };
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  child.kill("SIGKILL");
+  throw new Error(
+    `service did not become ready; stderr: ${stderr()}; logs: ${JSON.stringify(logs)}`,
+  );
+}
+
+/** Runs the service expecting it to fail at start; returns its exit code and stderr. */
+export async function failedStart(
+  env: Record<string, string>,
+): Promise<{ code: number | string; stderr: string }> {
+  const child = spawn(process.execPath, [SERVER_JS], {
+    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const { exited, stderr } = watch(child);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return { code, stderr: stderr() };
+}
