@@ -1,0 +1,181 @@
+/**
+ * What the pod policies read from a Kubernetes object's inputs, and every way a pod spec breaks
+ * them. Plain functions over plain JSON, so the policies and their tests share one definition.
+ */
+
+/** The parts of a security context the policies read. */
+export interface SecurityContext {
+  readonly privileged?: boolean;
+  readonly runAsNonRoot?: boolean;
+  readonly runAsUser?: number;
+  readonly allowPrivilegeEscalation?: boolean;
+  readonly capabilities?: { readonly add?: readonly string[]; readonly drop?: readonly string[] };
+  readonly seccompProfile?: { readonly type?: string };
+}
+
+/** The parts of a container the policies read. */
+export interface Container {
+  readonly name?: string;
+  readonly image?: string;
+  readonly ports?: ReadonlyArray<{ readonly hostPort?: number }>;
+  readonly readinessProbe?: unknown;
+  readonly livenessProbe?: unknown;
+  readonly resources?: {
+    readonly requests?: Readonly<Record<string, unknown>>;
+    readonly limits?: Readonly<Record<string, unknown>>;
+  };
+  readonly securityContext?: SecurityContext;
+}
+
+/** The parts of a pod spec the policies read. */
+export interface PodSpec {
+  readonly hostNetwork?: boolean;
+  readonly hostPID?: boolean;
+  readonly hostIPC?: boolean;
+  readonly securityContext?: SecurityContext;
+  readonly containers?: readonly Container[];
+  readonly initContainers?: readonly Container[];
+  readonly volumes?: ReadonlyArray<{ readonly name?: string; readonly hostPath?: unknown }>;
+}
+
+/** Workload types whose pod template sits at `spec.template.spec`. */
+const TEMPLATED_TYPES = new Set([
+  "kubernetes:apps/v1:Deployment",
+  "kubernetes:apps/v1:StatefulSet",
+  "kubernetes:apps/v1:DaemonSet",
+  "kubernetes:apps/v1:ReplicaSet",
+  "kubernetes:batch/v1:Job",
+]);
+
+/** Every resource type that runs pods. */
+export const POD_TYPES: ReadonlySet<string> = new Set([
+  ...TEMPLATED_TYPES,
+  "kubernetes:core/v1:Pod",
+  "kubernetes:batch/v1:CronJob",
+]);
+
+type Props = Readonly<Record<string, unknown>>;
+
+function field(value: unknown, key: string): unknown {
+  return typeof value === "object" && value !== null
+    ? (value as Record<string, unknown>)[key]
+    : undefined;
+}
+
+/** The pod spec a resource runs, or undefined when its type runs no pods. */
+export function podSpecOf(type: string, props: Props): PodSpec | undefined {
+  const spec = props.spec;
+  if (type === "kubernetes:core/v1:Pod") {
+    return (spec ?? {}) as PodSpec;
+  }
+  if (type === "kubernetes:batch/v1:CronJob") {
+    return (field(field(field(field(spec, "jobTemplate"), "spec"), "template"), "spec") ??
+      {}) as PodSpec;
+  }
+  if (TEMPLATED_TYPES.has(type)) {
+    return (field(field(spec, "template"), "spec") ?? {}) as PodSpec;
+  }
+  return undefined;
+}
+
+function allContainers(pod: PodSpec): Container[] {
+  return [...(pod.initContainers ?? []), ...(pod.containers ?? [])];
+}
+
+const where = (container: Container) => `container "${container.name ?? "?"}"`;
+
+/**
+ * Ways a pod breaks the Pod Security Standard "restricted" profile (plus the baseline rules it
+ * includes: no host namespaces, hostPath volumes, host ports or privileged containers).
+ */
+export function restrictedViolations(pod: PodSpec): string[] {
+  const problems: string[] = [];
+  const podContext = pod.securityContext ?? {};
+  for (const key of ["hostNetwork", "hostPID", "hostIPC"] as const) {
+    if (pod[key]) {
+      problems.push(`pod: ${key} shares the node's namespace; remove it`);
+    }
+  }
+  for (const volume of pod.volumes ?? []) {
+    if (volume.hostPath !== undefined) {
+      problems.push(`pod: volume "${volume.name}" is a hostPath; use an emptyDir or a PVC`);
+    }
+  }
+  for (const container of allContainers(pod)) {
+    const own = container.securityContext ?? {};
+    const at = where(container);
+    if (own.privileged) {
+      problems.push(`${at}: privileged must not be true`);
+    }
+    if ((own.runAsNonRoot ?? podContext.runAsNonRoot) !== true) {
+      problems.push(`${at}: runAsNonRoot must be true (pod or container securityContext)`);
+    }
+    if ((own.runAsUser ?? podContext.runAsUser) === 0) {
+      problems.push(`${at}: runAsUser 0 is root; use a non-zero uid such as 65532`);
+    }
+    if (own.allowPrivilegeEscalation !== false) {
+      problems.push(`${at}: allowPrivilegeEscalation must be false`);
+    }
+    if (!(own.capabilities?.drop ?? []).includes("ALL")) {
+      problems.push(`${at}: capabilities.drop must include ALL`);
+    }
+    const added = (own.capabilities?.add ?? []).filter((c) => c !== "NET_BIND_SERVICE");
+    if (added.length > 0) {
+      problems.push(
+        `${at}: capabilities.add may hold only NET_BIND_SERVICE, not ${added.join(", ")}`,
+      );
+    }
+    const seccomp = own.seccompProfile?.type ?? podContext.seccompProfile?.type;
+    if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost") {
+      problems.push(`${at}: seccompProfile.type must be RuntimeDefault (or Localhost)`);
+    }
+    for (const port of container.ports ?? []) {
+      if (port.hostPort !== undefined && port.hostPort !== 0) {
+        problems.push(`${at}: hostPort ${port.hostPort} binds the node's port; remove it`);
+      }
+    }
+  }
+  return problems;
+}
+
+/** Ways a pod lacks readiness/liveness probes or CPU and memory requests and limits. */
+export function operabilityViolations(pod: PodSpec): string[] {
+  const problems: string[] = [];
+  if ((pod.containers ?? []).length === 0) {
+    problems.push("pod: declares no containers");
+  }
+  for (const container of pod.containers ?? []) {
+    const at = where(container);
+    if (!container.readinessProbe) {
+      problems.push(`${at}: no readinessProbe; traffic would reach it before it is ready`);
+    }
+    if (!container.livenessProbe) {
+      problems.push(`${at}: no livenessProbe; a hung process would never be restarted`);
+    }
+  }
+  // Init containers run to completion, so probes do not apply, but they still need resources.
+  for (const container of allContainers(pod)) {
+    for (const kind of ["requests", "limits"] as const) {
+      for (const resource of ["cpu", "memory"]) {
+        if (container.resources?.[kind]?.[resource] === undefined) {
+          problems.push(`${where(container)}: no ${resource} ${kind.slice(0, -1)}`);
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+/** `repository@sha256:<64 hex>`: the only image reference that cannot move. */
+const PINNED_IMAGE = /^[^\s@]+@sha256:[0-9a-f]{64}$/;
+
+/** Containers whose image is not pinned by digest (`latest`, a bare tag, or no tag at all). */
+export function unpinnedImageViolations(pod: PodSpec): string[] {
+  return allContainers(pod)
+    .filter((container) => !PINNED_IMAGE.test(container.image ?? ""))
+    .map(
+      (container) =>
+        `${where(container)}: image "${container.image ?? ""}" is not pinned by digest; ` +
+        "use repository@sha256:<digest> (never latest or a tag alone)",
+    );
+}

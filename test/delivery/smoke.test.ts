@@ -1,0 +1,260 @@
+import { execFile } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "../smoke/smoke";
+import { REPO_ROOT } from "../infra/harness";
+import { startService, type ServiceProcess } from "../service/support/service-process";
+
+const TSX = path.join(REPO_ROOT, "node_modules", ".bin", "tsx");
+const SMOKE = path.join(REPO_ROOT, "test", "smoke", "smoke.ts");
+const IRIS_MODEL = path.join(REPO_ROOT, "service", "models", "iris.onnx");
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the smoke CLI as CI does (`tsx test/smoke/smoke.ts ...`), without blocking this process. */
+function smoke(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(TSX, [SMOKE, ...args], { env, timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A local HTTP server answering every request with `handler`'s status and body. */
+async function fakeServer(
+  handler: (method: string, url: string) => { status: number; body: string; delayMs?: number },
+): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const answer = handler(req.method ?? "GET", req.url ?? "/");
+    req.resume();
+    setTimeout(() => {
+      res.writeHead(answer.status, { "content-type": "application/json" });
+      res.end(answer.body);
+    }, answer.delayMs ?? 0);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+function close(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** A directory with a fake `pulumi` that prints `endpoint` for `stack output endpoint`. */
+function fakePulumi(endpoint: string, exitCode = 0): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "fake-pulumi-"));
+  const script = path.join(dir, "pulumi");
+  writeFileSync(
+    script,
+    `#!/bin/sh\necho "$@" > "${dir}/args"\n` +
+      (exitCode === 0
+        ? `echo '${endpoint}'\n`
+        : `echo "error: no stack named 'nope' found" >&2\nexit ${exitCode}\n`),
+  );
+  chmodSync(script, 0o755);
+  return dir;
+}
+
+describe("smoke test against the real service", () => {
+  let service: ServiceProcess;
+  beforeAll(async () => {
+    service = await startService({ MODEL_URI: IRIS_MODEL });
+  });
+  afterAll(async () => {
+    service.child.kill("SIGTERM");
+    await service.exited;
+  });
+
+  it("passes every check, prints the table and exits 0", async () => {
+    const run = await smoke(["--url", service.url, "--timeout-ms", "5000"]);
+    expect(run.stderr).not.toMatch(/FAIL/);
+    expect(run.code).toBe(0);
+    const lines = run.stdout.split("\n");
+    expect(lines[0]).toBe(`smoke test of ${service.url}`);
+    expect(lines[1]).toMatch(/^check\s+result\s+http\s+ms$/);
+    for (const check of [
+      "liveness /healthz",
+      "readiness /readyz",
+      "/score iris setosa",
+      "Seldon v1 ndarray",
+      "v2 server and model metadata",
+      "v2 infer",
+      "KServe v1 predict",
+      "MLflow dataframe_split",
+      "/openapi.json",
+      "/score: malformed JSON -> 400",
+      "Seldon v1: malformed JSON -> 400",
+      "v2: malformed JSON -> 400",
+      "KServe v1: malformed JSON -> 400",
+      "MLflow: malformed JSON -> 400",
+      "v2 unknown model -> 404",
+      "KServe v1 unknown model -> 404",
+    ]) {
+      expect(lines).toContainEqual(
+        expect.stringMatching(new RegExp(`^${escape(check)}\\s+PASS\\s+\\d{3}\\s+\\d+$`)),
+      );
+    }
+    expect(run.stdout).toContain("all 16 checks passed");
+  });
+
+  it("finds the URL from the stack's endpoint output with --stack", async () => {
+    const bin = fakePulumi(service.url);
+    try {
+      const run = await smoke(["--stack", "gke"], {
+        ...process.env,
+        PATH: `${bin}:${process.env.PATH}`,
+      });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain(`smoke test of ${service.url}`);
+      expect(readFileSync(path.join(bin, "args"), "utf8").trim()).toBe(
+        "stack output endpoint --stack gke",
+      );
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
+  it("fails on the wrong model name with a 404 from every model route", async () => {
+    const run = await smoke(["--url", service.url, "--model", "mnist"]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^v2 server and model metadata\s+FAIL\s+404/m);
+    expect(run.stdout).toMatch(/^KServe v1 predict\s+FAIL\s+404/m);
+    expect(run.stdout).toMatch(/^\/score iris setosa\s+PASS/m);
+  });
+});
+
+describe("smoke test against services that answer wrongly", () => {
+  it("exits 1 with a failure line per wrong answer from a server that always says 200 {}", async () => {
+    const { url, server } = await fakeServer(() => ({ status: 200, body: "{}" }));
+    try {
+      const run = await smoke(["--url", url]);
+      expect(run.code).toBe(1);
+      // Health endpoints that answer 200 pass; everything that checks content fails.
+      expect(run.stdout).toMatch(/^liveness \/healthz\s+PASS\s+200/m);
+      expect(run.stdout).toContain(
+        "FAIL /score iris setosa: score[0] should be a row of class scores, got nothing",
+      );
+      expect(run.stdout).toContain(
+        "FAIL /score: malformed JSON -> 400: expected HTTP 400, got 200: {}",
+      );
+      expect(run.stdout).toContain("FAIL v2 unknown model -> 404: expected HTTP 404, got 200: {}");
+      expect(run.stdout).toMatch(/14 of 16 checks failed$/m);
+    } finally {
+      await close(server);
+    }
+  });
+
+  it("fails the iris check when another class scores highest", async () => {
+    const { url, server } = await fakeServer((method, route) =>
+      method === "POST" && route === "/score"
+        ? { status: 200, body: '{"score": [[0.1, 0.7, 0.2]]}' }
+        : { status: 200, body: "{}" },
+    );
+    try {
+      const run = await smoke(["--url", url]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain(
+        "FAIL /score iris setosa: score[0]: a setosa flower should score highest in class 0, but class 1 did ([0.1,0.7,0.2])",
+      );
+    } finally {
+      await close(server);
+    }
+  });
+
+  it("reports a timeout per request instead of hanging", async () => {
+    const { url, server } = await fakeServer(() => ({ status: 200, body: "{}", delayMs: 2000 }));
+    try {
+      const started = Date.now();
+      const run = await smoke(["--url", url, "--timeout-ms", "200"]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain("FAIL liveness /healthz: GET /healthz: no answer within 200 ms");
+      expect(run.stdout).toMatch(/^liveness \/healthz\s+FAIL\s+-\s+\d+$/m);
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      await close(server);
+    }
+  });
+
+  it("exits 1 when nothing listens at the URL", async () => {
+    const { url, server } = await fakeServer(() => ({ status: 200, body: "{}" }));
+    await close(server);
+    const run = await smoke(["--url", url]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain("FAIL liveness /healthz: GET /healthz: connect ECONNREFUSED");
+    expect(run.stdout).toMatch(/16 of 16 checks failed$/m);
+  });
+
+  it("exits 1 with the CLI's message when the stack has no endpoint", async () => {
+    for (const [bin, message] of [
+      [
+        fakePulumi("pending: no load balancer address"),
+        'stack nope has no usable endpoint output (got "pending: no load balancer address")',
+      ],
+      [
+        fakePulumi("", 255),
+        "pulumi stack output endpoint --stack nope failed: error: no stack named 'nope' found",
+      ],
+    ]) {
+      try {
+        const run = await smoke(["--stack", "nope"], {
+          ...process.env,
+          PATH: `${bin}:${process.env.PATH}`,
+        });
+        expect(run.code).toBe(1);
+        expect(run.stderr).toContain(`smoke: ${message}`);
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
+    }
+  });
+});
+
+describe("smoke command line", () => {
+  it("accepts --url or --stack with options", () => {
+    expect(parseArgs(["--url", "http://10.0.0.1"])).toEqual({
+      url: "http://10.0.0.1",
+      stack: undefined,
+      model: "iris",
+      timeoutMs: 5000,
+      waitSeconds: 0,
+    });
+    expect(
+      parseArgs(["--stack=gke", "--model", "wine", "--timeout-ms", "900", "--wait", "60"]),
+    ).toEqual({
+      url: undefined,
+      stack: "gke",
+      model: "wine",
+      timeoutMs: 900,
+      waitSeconds: 60,
+    });
+  });
+
+  it.each([
+    [[], "give exactly one of --url and --stack"],
+    [["--url", "http://a", "--stack", "gke"], "give exactly one of --url and --stack"],
+    [["--url"], "--url needs a value"],
+    [["--url", "ftp://a"], '--url must be http(s)://host[:port] (got "ftp://a")'],
+    [["--url", "http://a/score"], "--url must be http(s)://host[:port]"],
+    [
+      ["--stack", "gke", "--timeout-ms", "0"],
+      '--timeout-ms must be a positive whole number (got "0")',
+    ],
+    [["--stack", "gke", "--wait", "-1"], '--wait must be a whole number of seconds (got "-1")'],
+    [["--stack", "gke", "--verbose"], 'unknown argument "--verbose"'],
+  ])("rejects %j", (argv, message) => {
+    expect(() => parseArgs(argv)).toThrow(message);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}

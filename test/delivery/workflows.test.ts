@@ -1,0 +1,326 @@
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { REPO_ROOT } from "../infra/harness";
+
+const WORKFLOW_DIR = path.join(REPO_ROOT, ".github", "workflows");
+const TSX = path.join(REPO_ROOT, "node_modules", ".bin", "tsx");
+const VALIDATOR = path.join(__dirname, "support", "validate-workflows.mjs");
+
+/** The repository secrets the README lists; the workflows must reference exactly these. */
+const README_SECRETS = ["PULUMI_ACCESS_TOKEN"];
+/** The repository variables the README lists; the workflows must reference exactly these. */
+const README_VARIABLES = ["GCP_PROJECT", "GCP_SERVICE_ACCOUNT", "GCP_WORKLOAD_IDENTITY_PROVIDER"];
+
+/** GitHub's own per-run token: not a repository secret anyone sets. */
+const BUILT_IN_SECRETS = ["GITHUB_TOKEN"];
+
+interface Step {
+  readonly id?: string;
+  readonly name?: string;
+  readonly uses?: string;
+  readonly run?: string;
+  readonly if?: string;
+  readonly with?: Record<string, unknown>;
+  readonly env?: Record<string, string>;
+}
+interface Job {
+  readonly permissions?: Record<string, string>;
+  readonly needs?: string[];
+  readonly if?: string;
+  readonly steps: Step[];
+}
+interface Workflow {
+  readonly on: Record<string, unknown>;
+  readonly permissions?: Record<string, string>;
+  readonly concurrency?: { group: string; "cancel-in-progress": boolean };
+  readonly jobs: Record<string, Job>;
+}
+
+function validate(files: string[]): Record<string, string[]> {
+  return JSON.parse(
+    execFileSync(TSX, [VALIDATOR, ...files], { encoding: "utf8", cwd: REPO_ROOT }),
+  ) as Record<string, string[]>;
+}
+
+function text(name: string): string {
+  return readFileSync(path.join(WORKFLOW_DIR, name), "utf8");
+}
+
+function workflow(name: string): Workflow {
+  return parseYaml(text(name)) as Workflow;
+}
+
+function steps(w: Workflow): Step[] {
+  return Object.values(w.jobs).flatMap((job) => job.steps);
+}
+
+function pulumiSteps(w: Workflow): Step[] {
+  return steps(w).filter((s) => s.uses?.startsWith("pulumi/actions@"));
+}
+
+const FILES = ["deploy.yml", "destroy.yml", "pull-request.yml"];
+
+describe("workflow files", () => {
+  it("are exactly the three delivery workflows", () => {
+    expect(readdirSync(WORKFLOW_DIR).sort()).toEqual(FILES);
+  });
+
+  it("parse without errors in GitHub's workflow parser (schema, keys, expressions)", () => {
+    const report = validate(FILES.map((f) => path.join(WORKFLOW_DIR, f)));
+    expect(report).toEqual(Object.fromEntries(FILES.map((f) => [path.join(WORKFLOW_DIR, f), []])));
+  });
+
+  it("fail the validator on a typo'd key, an unknown key and a broken expression", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "workflows-"));
+    try {
+      const broken = path.join(dir, "broken.yml");
+      writeFileSync(
+        broken,
+        text("deploy.yml")
+          .replace("branches: [main]", "branchez: [main]")
+          .replace("      - run: npm ci", "      - run: npm ci\n        timeout: 5")
+          .replace("${{ secrets.PULUMI_ACCESS_TOKEN }}", "${{ secrets.PULUMI_ACCESS_TOKEN && }}"),
+      );
+      const errors = validate([broken])[broken];
+      expect(errors).toEqual([
+        expect.stringContaining("Unexpected value 'branchez'"),
+        expect.stringContaining("Unexpected value 'timeout'"),
+        expect.stringContaining("Unexpected end of expression: '&&'"),
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("triggers, permissions and concurrency", () => {
+  it("previews on pull requests to main, deploys on pushes to main, destroys only by hand", () => {
+    expect(workflow("pull-request.yml").on).toEqual({ pull_request: { branches: ["main"] } });
+    expect(workflow("deploy.yml").on).toEqual({ push: { branches: ["main"] } });
+    const destroy = workflow("destroy.yml").on as {
+      workflow_dispatch: { inputs: Record<string, { type: string; options?: string[] }> };
+    };
+    expect(Object.keys(destroy)).toEqual(["workflow_dispatch"]);
+    expect(destroy.workflow_dispatch.inputs.stack).toMatchObject({
+      type: "choice",
+      options: ["gke", "dev"],
+    });
+    // The stack names offered are exactly the stack files in the repository.
+    const stackFiles = readdirSync(REPO_ROOT)
+      .filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f))
+      .map((f) => f.split(".")[1]);
+    expect([...(destroy.workflow_dispatch.inputs.stack.options ?? [])].sort()).toEqual(
+      stackFiles.sort(),
+    );
+  });
+
+  it("destroys only when the confirmation repeats the stack name", () => {
+    expect(workflow("destroy.yml").jobs.destroy.if).toBe("inputs.confirm == inputs.stack");
+  });
+
+  it.each(FILES)("%s grants only contents: read at the top and widens per job", (file) => {
+    const w = workflow(file);
+    expect(w.permissions).toEqual({ contents: "read" });
+    const allowed: Record<string, string[]> = {
+      contents: ["read"],
+      "id-token": ["write"],
+      "pull-requests": ["write"],
+    };
+    for (const job of Object.values(w.jobs)) {
+      for (const [scope, level] of Object.entries(job.permissions ?? {})) {
+        expect(allowed[scope]).toContain(level);
+      }
+    }
+    // Only the preview job comments on pull requests.
+    const commenting = Object.entries(w.jobs).filter(
+      ([, job]) => job.permissions?.["pull-requests"],
+    );
+    expect(commenting.map(([name]) => name)).toEqual(
+      file === "pull-request.yml" ? ["preview"] : [],
+    );
+  });
+
+  it("gives id-token: write to exactly the jobs that authenticate to Google Cloud", () => {
+    for (const file of FILES) {
+      for (const job of Object.values(workflow(file).jobs)) {
+        const authenticates = job.steps.some((s) =>
+          s.uses?.startsWith("google-github-actions/auth@"),
+        );
+        expect(job.permissions?.["id-token"] === "write").toBe(authenticates);
+      }
+    }
+  });
+
+  it("runs one deploy or destroy per stack at a time and never cancels one", () => {
+    expect(workflow("deploy.yml").concurrency).toEqual({
+      group: "pulumi-gke",
+      "cancel-in-progress": false,
+    });
+    // The same group name as deploy's for the same stack, so a destroy queues behind a deploy.
+    expect(workflow("destroy.yml").concurrency).toEqual({
+      group: "pulumi-${{ inputs.stack }}",
+      "cancel-in-progress": false,
+    });
+    expect(workflow("pull-request.yml").concurrency?.group).not.toMatch(/^pulumi-/);
+  });
+});
+
+describe("steps", () => {
+  it("pins every action to a major version tag of a known publisher", () => {
+    const uses = FILES.flatMap((f) => steps(workflow(f)).flatMap((s) => s.uses ?? []));
+    expect(uses.length).toBeGreaterThan(0);
+    for (const ref of uses) {
+      expect(ref).toMatch(
+        /^(actions\/checkout|actions\/setup-node|google-github-actions\/auth|google-github-actions\/setup-gcloud|pulumi\/actions)@v\d+$/,
+      );
+    }
+  });
+
+  it("installs with npm ci and runs npm run check before any preview", () => {
+    const pr = workflow("pull-request.yml");
+    const runs = pr.jobs.check.steps.map((s) => s.run).filter(Boolean);
+    expect(runs).toEqual(["npm ci", "npm run check"]);
+    expect(pr.jobs.preview.needs).toEqual(["check", "stacks"]);
+  });
+
+  it("previews with --diff, comments on the PR and applies the stack's policy config", () => {
+    const [preview] = pulumiSteps(workflow("pull-request.yml"));
+    expect(preview.with).toMatchObject({
+      command: "preview",
+      "stack-name": "${{ matrix.stack }}",
+      diff: true,
+      "comment-on-pr": true,
+      policyPacks: "infra/policy",
+      policyPackConfigs: "infra/policy/config/${{ matrix.stack }}.json",
+    });
+  });
+
+  it("deploys gke with the policy pack, then smoke-tests the stack's endpoint", () => {
+    const deploy = workflow("deploy.yml").jobs.deploy.steps;
+    const up = deploy.findIndex((s) => s.uses?.startsWith("pulumi/actions@"));
+    expect(deploy[up].with).toMatchObject({
+      command: "up",
+      "stack-name": "gke",
+      policyPacks: "infra/policy",
+      policyPackConfigs: "infra/policy/config/gke.json",
+    });
+    const smoke = deploy[up + 1];
+    expect(smoke.run).toMatch(/^npm run smoke -- --stack gke\b/);
+    // No continue-on-error or `|| true`: a failed smoke test fails the run.
+    expect(smoke).not.toHaveProperty("continue-on-error");
+    expect(smoke.run).not.toMatch(/\|\|/);
+  });
+
+  it("runs only npm scripts that package.json defines", () => {
+    const scripts = Object.keys(
+      (
+        JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+          scripts: object;
+        }
+      ).scripts,
+    );
+    const used = FILES.flatMap((f) =>
+      steps(workflow(f)).flatMap((s) =>
+        [...(s.run ?? "").matchAll(/npm run (\S+)/g)].map((m) => m[1]),
+      ),
+    );
+    expect(used).toContain("smoke");
+    expect(scripts).toEqual(expect.arrayContaining(used));
+  });
+
+  it("uses policy config files that exist", () => {
+    for (const stack of ["dev", "gke"]) {
+      expect(() =>
+        readFileSync(path.join(REPO_ROOT, "infra", "policy", "config", `${stack}.json`)),
+      ).not.toThrow();
+    }
+  });
+});
+
+describe("credentials", () => {
+  const all = FILES.map(text).join("\n");
+
+  it("references no long-lived key: workload identity federation only", () => {
+    expect(all).not.toMatch(
+      /credentials_json|GOOGLE_APPLICATION_CREDENTIALS|_KEY\b|private[_-]key/i,
+    );
+    for (const file of FILES) {
+      for (const step of steps(workflow(file)).filter((s) =>
+        s.uses?.startsWith("google-github-actions/auth@"),
+      )) {
+        expect(step.with).toEqual({
+          workload_identity_provider: "${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}",
+          service_account: "${{ vars.GCP_SERVICE_ACCOUNT }}",
+        });
+      }
+    }
+  });
+
+  it("references exactly the secrets and variables the README lists", () => {
+    const names = (context: string) =>
+      [
+        ...new Set(
+          [...all.matchAll(new RegExp(`\\b${context}\\.([A-Za-z0-9_]+)`, "g"))].map((m) => m[1]),
+        ),
+      ].sort();
+    expect(names("secrets").filter((n) => !BUILT_IN_SECRETS.includes(n))).toEqual(README_SECRETS);
+    expect(names("vars")).toEqual(README_VARIABLES);
+  });
+
+  it("hands the Pulumi token to every step that talks to Pulumi Cloud", () => {
+    for (const file of FILES) {
+      for (const step of steps(workflow(file))) {
+        const talksToPulumi =
+          step.uses?.startsWith("pulumi/actions@") || /npm run smoke/.test(step.run ?? "");
+        if (talksToPulumi) {
+          expect(step.env?.PULUMI_ACCESS_TOKEN).toBe("${{ secrets.PULUMI_ACCESS_TOKEN }}");
+        }
+      }
+    }
+  });
+});
+
+describe("which stacks a pull request previews", () => {
+  /** Runs the workflow's own script with `git diff` answering `changed`; returns its output. */
+  function touchedStacks(changed: string[]): string {
+    const script = workflow("pull-request.yml").jobs.stacks.steps.find(
+      (s) => s.id === "touched",
+    )?.run;
+    expect(script).toBeDefined();
+    const dir = mkdtempSync(path.join(tmpdir(), "stacks-"));
+    try {
+      const git = path.join(dir, "git");
+      writeFileSync(git, `#!/bin/sh\nprintf '%s\\n' ${changed.map((f) => `'${f}'`).join(" ")}\n`);
+      chmodSync(git, 0o755);
+      const output = path.join(dir, "output");
+      writeFileSync(output, "");
+      execFileSync("bash", ["-c", script as string], {
+        env: {
+          PATH: `${dir}:${process.env.PATH}`,
+          GITHUB_OUTPUT: output,
+          BASE_SHA: "a",
+          HEAD_SHA: "b",
+        },
+        stdio: "ignore",
+      });
+      return readFileSync(output, "utf8").trim();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it.each([
+    [["Pulumi.dev.yaml"], '["dev"]'],
+    [["Pulumi.gke.yaml"], '["gke"]'],
+    [["infra/kind/up.sh"], '["dev"]'],
+    [["infra/app/scoring-app.ts"], '["dev","gke"]'],
+    [["service/src/app.ts", "README.md"], '["dev","gke"]'],
+    [["package-lock.json"], '["dev","gke"]'],
+    [["README.md", "test/smoke/smoke.ts"], "[]"],
+  ])("%j touches %s", (changed, stacks) => {
+    expect(touchedStacks(changed)).toBe(`stacks=${stacks}`);
+  });
+});
