@@ -10,6 +10,8 @@ import {
   podSpecOf,
   restrictedViolations,
   unpinnedImageViolations,
+  valueAt,
+  writableRootViolations,
   type PodSpec,
 } from "./workloads";
 
@@ -31,18 +33,6 @@ const GKE_CLUSTER = "gcp:container/cluster:Cluster";
 const KUBERNETES_PROVIDER = "pulumi:providers:kubernetes";
 
 type Props = Readonly<Record<string, unknown>>;
-
-function field(value: unknown, path: string): unknown {
-  return path
-    .split(".")
-    .reduce<unknown>(
-      (current, key) =>
-        typeof current === "object" && current !== null
-          ? (current as Record<string, unknown>)[key]
-          : undefined,
-      value,
-    );
-}
 
 /** A resource policy over every type that runs pods; other types are not applicable. */
 function podPolicy(
@@ -73,10 +63,10 @@ function podPolicy(
  */
 export function exposesLoadBalancer(type: string, props: Props): boolean {
   if (type === SERVICE) {
-    return field(props, "spec.type") === "LoadBalancer";
+    return valueAt(props, "spec.type") === "LoadBalancer";
   }
   if (type === HELM_RELEASE) {
-    return field(props, "values.service.type") === "LoadBalancer";
+    return valueAt(props, "values.service.type") === "LoadBalancer";
   }
   return false;
 }
@@ -91,6 +81,17 @@ export const podSecurityRestricted = podPolicy(
     "escalation, all capabilities dropped, seccomp RuntimeDefault, no host namespaces, ports or paths.",
   "mandatory",
   restrictedViolations,
+);
+
+/**
+ * Mandatory: the service image is built to run from a read-only root (scratch space is an
+ * emptyDir); a writable root lets a compromised process replace what the container runs.
+ */
+export const podReadOnlyRootFilesystem = podPolicy(
+  "pod-read-only-root-filesystem",
+  "Every container runs with a read-only root filesystem (readOnlyRootFilesystem: true).",
+  "mandatory",
+  writableRootViolations,
 );
 
 /**
@@ -203,18 +204,18 @@ export const gkeClusterHardened: ResourceValidationPolicy = {
       args.notApplicable(`only ${GKE_CLUSTER}`);
     }
     const props = args.props;
-    if (typeof field(props, "workloadIdentityConfig.workloadPool") !== "string") {
+    if (typeof valueAt(props, "workloadIdentityConfig.workloadPool") !== "string") {
       report(
         `${args.name}: workloadIdentityConfig.workloadPool must be set (<project>.svc.id.goog)`,
       );
     }
-    if (field(props, "enableLegacyAbac") === true) {
+    if (valueAt(props, "enableLegacyAbac") === true) {
       report(`${args.name}: enableLegacyAbac must be off; RBAC is the only authorizer`);
     }
-    if (field(props, "masterAuth.username") || field(props, "masterAuth.password")) {
+    if (valueAt(props, "masterAuth.username") || valueAt(props, "masterAuth.password")) {
       report(`${args.name}: masterAuth basic auth (username/password) must not be set`);
     }
-    if (field(props, "masterAuth.clientCertificateConfig.issueClientCertificate") === true) {
+    if (valueAt(props, "masterAuth.clientCertificateConfig.issueClientCertificate") === true) {
       report(`${args.name}: masterAuth must not issue a client certificate`);
     }
   },
@@ -278,6 +279,7 @@ export const kubeconfigWithoutStaticCredentials: ResourceValidationPolicy = {
 /** Every policy of the pack, in the order the engine runs them. */
 export const policies: Array<ResourceValidationPolicy | StackValidationPolicy> = [
   podSecurityRestricted,
+  podReadOnlyRootFilesystem,
   podProbesAndResources,
   imagesPinnedByDigest,
   loadBalancersWhereAllowed,

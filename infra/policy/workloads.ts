@@ -1,6 +1,7 @@
 /**
  * What the pod policies read from a Kubernetes object's inputs, and every way a pod spec breaks
- * them. Plain functions over plain JSON, so the policies and their tests share one definition.
+ * them. Plain functions over plain JSON, so the policy pack, its tests and the infra tests that
+ * check the program's objects share one definition of the workload policy.
  */
 
 /** The parts of a security context the policies read. */
@@ -9,6 +10,7 @@ export interface SecurityContext {
   readonly runAsNonRoot?: boolean;
   readonly runAsUser?: number;
   readonly allowPrivilegeEscalation?: boolean;
+  readonly readOnlyRootFilesystem?: boolean;
   readonly capabilities?: { readonly add?: readonly string[]; readonly drop?: readonly string[] };
   readonly seccompProfile?: { readonly type?: string };
 }
@@ -56,10 +58,17 @@ export const POD_TYPES: ReadonlySet<string> = new Set([
 
 type Props = Readonly<Record<string, unknown>>;
 
-function field(value: unknown, key: string): unknown {
-  return typeof value === "object" && value !== null
-    ? (value as Record<string, unknown>)[key]
-    : undefined;
+/** The value at a dotted path of a resource's props (`spec.template.spec`), or undefined. */
+export function valueAt(value: unknown, path: string): unknown {
+  return path
+    .split(".")
+    .reduce<unknown>(
+      (current, key) =>
+        typeof current === "object" && current !== null
+          ? (current as Record<string, unknown>)[key]
+          : undefined,
+      value,
+    );
 }
 
 /** The pod spec a resource runs, or undefined when its type runs no pods. */
@@ -69,11 +78,10 @@ export function podSpecOf(type: string, props: Props): PodSpec | undefined {
     return (spec ?? {}) as PodSpec;
   }
   if (type === "kubernetes:batch/v1:CronJob") {
-    return (field(field(field(field(spec, "jobTemplate"), "spec"), "template"), "spec") ??
-      {}) as PodSpec;
+    return (valueAt(spec, "jobTemplate.spec.template.spec") ?? {}) as PodSpec;
   }
   if (TEMPLATED_TYPES.has(type)) {
-    return (field(field(spec, "template"), "spec") ?? {}) as PodSpec;
+    return (valueAt(spec, "template.spec") ?? {}) as PodSpec;
   }
   return undefined;
 }
@@ -100,6 +108,11 @@ export function restrictedViolations(pod: PodSpec): string[] {
     if (volume.hostPath !== undefined) {
       problems.push(`pod: volume "${volume.name}" is a hostPath; use an emptyDir or a PVC`);
     }
+  }
+  // The profile forbids uid 0 at the pod level even when every container overrides it, since a
+  // container added later would inherit it.
+  if (podContext.runAsUser === 0) {
+    problems.push("pod: runAsUser 0 is root; use a non-zero uid such as 65532");
   }
   for (const container of allContainers(pod)) {
     const own = container.securityContext ?? {};
@@ -178,4 +191,31 @@ export function unpinnedImageViolations(pod: PodSpec): string[] {
         `${where(container)}: image "${container.image ?? ""}" is not pinned by digest; ` +
         "use repository@sha256:<digest> (never latest or a tag alone)",
     );
+}
+
+/**
+ * Containers whose root filesystem is writable. Not part of the restricted profile, but the
+ * image is built to run read-only, so a writable root only widens what an exploit can change.
+ */
+export function writableRootViolations(pod: PodSpec): string[] {
+  return allContainers(pod)
+    .filter((container) => container.securityContext?.readOnlyRootFilesystem !== true)
+    .map(
+      (container) =>
+        `${where(container)}: readOnlyRootFilesystem must be true; mount an emptyDir where it writes`,
+    );
+}
+
+/**
+ * Every way a pod breaks the workload policy, i.e. everything the pack's pod policies check:
+ * the restricted profile, a read-only root filesystem, probes, requests and limits, and images
+ * pinned by digest. Empty when it complies.
+ */
+export function podPolicyViolations(pod: PodSpec): string[] {
+  return [
+    ...restrictedViolations(pod),
+    ...writableRootViolations(pod),
+    ...operabilityViolations(pod),
+    ...unpinnedImageViolations(pod),
+  ];
 }

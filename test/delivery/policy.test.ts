@@ -17,10 +17,12 @@ import {
   kubeconfigWithoutStaticCredentials,
   loadBalancersWhereAllowed,
   podProbesAndResources,
+  podReadOnlyRootFilesystem,
   podSecurityRestricted,
   policies,
   singlePublicEntryPoint,
 } from "../../infra/policy/policies";
+import { podPolicyViolations, type PodSpec } from "../../infra/policy/workloads";
 import {
   type MockOverrides,
   readStackConfig,
@@ -189,6 +191,13 @@ const resourcePolicies = policies.filter(
   (p): p is ResourceValidationPolicy => "validateResource" in p,
 );
 const stackPolicies = policies.filter((p): p is StackValidationPolicy => "validateStack" in p);
+/** The policies over pod specs: together they are the workload policy. */
+const podPolicies = [
+  podSecurityRestricted,
+  podReadOnlyRootFilesystem,
+  podProbesAndResources,
+  imagesPinnedByDigest,
+];
 
 const GKE_PROJECT = "mlscore-policy-test";
 const gkeMocks: MockOverrides = {
@@ -362,6 +371,16 @@ describe("policies against deliberately broken resources", () => {
       'container "scoring": seccompProfile.type must be RuntimeDefault (or Localhost)',
     ],
     [
+      "uid 0 on the pod, even with every container overriding it",
+      podSecurityRestricted,
+      () =>
+        broken(deployment(), (p) => {
+          p.spec.template.spec.securityContext.runAsUser = 0;
+          container(p).securityContext.runAsUser = 65532;
+        }),
+      "scoring-deployment: pod: runAsUser 0 is root; use a non-zero uid such as 65532",
+    ],
+    [
       "the host network",
       podSecurityRestricted,
       () => broken(deployment(), (p) => (p.spec.template.spec.hostNetwork = true)),
@@ -381,6 +400,13 @@ describe("policies against deliberately broken resources", () => {
       podSecurityRestricted,
       () => broken(deployment(), (p) => (container(p).ports[0].hostPort = 8080)),
       'container "scoring": hostPort 8080 binds the node\'s port; remove it',
+    ],
+    [
+      "a writable root filesystem",
+      podReadOnlyRootFilesystem,
+      () =>
+        broken(deployment(), (p) => (container(p).securityContext.readOnlyRootFilesystem = false)),
+      'scoring-deployment: container "scoring": readOnlyRootFilesystem must be true; mount an emptyDir where it writes',
     ],
     [
       "no readiness probe",
@@ -545,9 +571,40 @@ describe("policies against deliberately broken resources", () => {
     ]);
   });
 
+  it("checks with its pod policies exactly the workload policy the infra tests assert", async () => {
+    // Breaks every rule at once, so a rule the pack and podPolicyViolations disagree on shows.
+    const pod: PodSpec = {
+      hostPID: true,
+      securityContext: { runAsUser: 0 },
+      initContainers: [{ name: "init", image: "busybox:1.36" }],
+      containers: [
+        {
+          name: "app",
+          image: "app:latest",
+          ports: [{ hostPort: 80 }],
+          securityContext: { privileged: true, capabilities: { add: ["NET_ADMIN"] } },
+        },
+      ],
+      volumes: [{ name: "host", hostPath: { path: "/" } }],
+    };
+    // Every resource policy, so a pod rule added to the pack but not to the workload policy fails.
+    const fromPack: string[] = [];
+    for (const policy of resourcePolicies) {
+      const outcome = await validate(policy, {
+        type: "kubernetes:core/v1:Pod",
+        name: "everything",
+        props: { spec: pod },
+      });
+      fromPack.push(...(outcome.applicable ? outcome.violations : []));
+    }
+    const expected = podPolicyViolations(pod);
+    expect(expected.length).toBeGreaterThanOrEqual(20);
+    expect(fromPack.sort()).toEqual(expected.map((v) => `everything: ${v}`).sort());
+  });
+
   it("does not apply the pod policies to objects that run no pods", async () => {
     const service = one(dev(), "kubernetes:core/v1:Service", "scoring-service");
-    for (const policy of [podSecurityRestricted, podProbesAndResources, imagesPinnedByDigest]) {
+    for (const policy of podPolicies) {
       expect(await validate(policy, asAnalyzed(service))).toEqual({
         applicable: false,
       });

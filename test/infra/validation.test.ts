@@ -4,7 +4,8 @@ import { IngressRoute } from "../../infra/platform/ingress-route";
 import { MetalLb } from "../../infra/platform/metallb";
 import { recordResources, type RecordedRun } from "./harness";
 import { type KubernetesObject, validateKubernetesObject } from "./schemas/kubernetes";
-import { assertPodPolicy, podPolicyViolations, podSpecOf, type PodSpec } from "./schemas/policy";
+import { podPolicyViolations, type PodSpec } from "../../infra/policy/workloads";
+import { assertPodPolicy, podSpecOf } from "./schemas/policy";
 
 const IMAGE = `localhost:5001/mlscore-service@sha256:${"b".repeat(64)}`;
 
@@ -210,9 +211,9 @@ describe("workload policy", () => {
       [`${CONTAINER}.securityContext.runAsNonRoot`]: false,
     });
     expect(violations(deployment)).toEqual([
-      "pod: runAsUser 0 runs as root; use a non-zero uid such as 65532",
+      "pod: runAsUser 0 is root; use a non-zero uid such as 65532",
       'container "scoring": runAsNonRoot must be true (pod or container securityContext)',
-      'container "scoring": runAsUser 0 runs as root; use a non-zero uid such as 65532',
+      'container "scoring": runAsUser 0 is root; use a non-zero uid such as 65532',
     ]);
   });
 
@@ -221,7 +222,7 @@ describe("workload policy", () => {
       [`${CONTAINER}.image`]: "localhost:5001/mlscore-service:latest",
     });
     expect(() => assertPodPolicy(deployment)).toThrow(
-      'container "scoring": image "localhost:5001/mlscore-service:latest" is not pinned by digest; use repo@sha256:<digest>',
+      'container "scoring": image "localhost:5001/mlscore-service:latest" is not pinned by digest; use repository@sha256:<digest> (never latest or a tag alone)',
     );
   });
 
@@ -235,11 +236,11 @@ describe("workload policy", () => {
       [`${POD}.securityContext.seccompProfile`]: REMOVE,
     });
     expect(violations(deployment)).toEqual([
-      'container "scoring": privileged is not allowed',
+      'container "scoring": privileged must not be true',
       'container "scoring": allowPrivilegeEscalation must be false',
-      'container "scoring": capabilities must drop ALL',
-      'container "scoring": capabilities may add only NET_BIND_SERVICE, not NET_ADMIN',
-      'container "scoring": seccompProfile must be RuntimeDefault or Localhost',
+      'container "scoring": capabilities.drop must include ALL',
+      'container "scoring": capabilities.add may hold only NET_BIND_SERVICE, not NET_ADMIN',
+      'container "scoring": seccompProfile.type must be RuntimeDefault (or Localhost)',
       'container "scoring": readOnlyRootFilesystem must be true; mount an emptyDir where it writes',
     ]);
   });
@@ -252,9 +253,9 @@ describe("workload policy", () => {
       [`${CONTAINER}.ports.0.hostPort`]: 8080,
     });
     expect(violations(deployment)).toEqual([
-      "pod: host namespaces (hostNetwork, hostPID, hostIPC) are not allowed",
-      'pod: volume "docker" is a hostPath; use emptyDir or a PVC',
-      'container "scoring": hostPort 8080 is not allowed',
+      "pod: hostNetwork shares the node's namespace; remove it",
+      'pod: volume "docker" is a hostPath; use an emptyDir or a PVC',
+      'container "scoring": hostPort 8080 binds the node\'s port; remove it',
       'container "scoring": no cpu limit',
       'container "scoring": no memory limit',
     ]);
@@ -272,8 +273,9 @@ describe("workload policy", () => {
     ).toBe(pod);
     expect(() =>
       assertPodPolicy({ apiVersion: "v1", kind: "Pod", metadata: { name: "p" }, spec: pod }),
-    ).toThrow(
-      'Pod p breaks the workload policy:\n- container "c": image "busybox" is not pinned by digest',
-    );
+    ).toThrow(/^Pod p breaks the workload policy:\n- container "c": /);
+    expect(() =>
+      assertPodPolicy({ apiVersion: "v1", kind: "Pod", metadata: { name: "p" }, spec: pod }),
+    ).toThrow('\n- container "c": image "busybox" is not pinned by digest');
   });
 });
