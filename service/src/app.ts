@@ -1,10 +1,8 @@
-import { randomUUID } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import express, { type ErrorRequestHandler, type Request, type RequestHandler } from "express";
+import express, { type ErrorRequestHandler, type Request } from "express";
 import pino, { type Logger } from "pino";
-import { pinoHttp } from "pino-http";
 import { ApiError } from "./http/errors";
 import { Metrics } from "./http/metrics";
+import { observeRequests, recordFault } from "./http/observe";
 import { buildOpenApi } from "./http/openapi";
 import type { Protocol } from "./http/protocol";
 import type { Model } from "./model/model";
@@ -24,10 +22,6 @@ export interface AppOptions {
   readonly metrics?: Metrics;
 }
 
-const REQUEST_ID_HEADER = "x-request-id";
-/** A caller's request id is echoed only if it is short and printable, so logs stay clean. */
-const SAFE_REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
-
 /** Builds the scoring app. It never listens: `server.ts` owns the socket. */
 export function createApp(options: AppOptions): express.Express {
   const logger = options.logger ?? pino({ level: "silent" });
@@ -40,22 +34,7 @@ export function createApp(options: AppOptions): express.Express {
   app.disable("x-powered-by");
   app.set("etag", false);
 
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (req: IncomingMessage, res: ServerResponse) => {
-        const given = req.headers[REQUEST_ID_HEADER];
-        const id = typeof given === "string" && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader(REQUEST_ID_HEADER, id);
-        return id;
-      },
-      // Answers that went well are logged at debug: a line per prediction costs more than a
-      // tenth of the throughput. LOG_LEVEL=debug shows them.
-      customLogLevel: (_req, res, error) =>
-        error || res.statusCode >= 500 ? "error" : res.statusCode >= 400 ? "warn" : "debug",
-    }),
-  );
-  app.use(recordRequestMetrics(metrics));
+  app.use(observeRequests(logger, metrics));
   app.use(
     express.json({
       limit: options.bodyLimitBytes,
@@ -90,20 +69,6 @@ export function createApp(options: AppOptions): express.Express {
   });
   app.use(handleErrors(protocols, options.bodyLimitBytes));
   return app;
-}
-
-function recordRequestMetrics(metrics: Metrics): RequestHandler {
-  return (req, res, next) => {
-    const end = metrics.requestDuration.startTimer();
-    res.on("finish", () => {
-      // Route templates, not raw paths, so a scan of random URLs cannot explode the label set.
-      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
-      const labels = { method: req.method, route, status: String(res.statusCode) };
-      metrics.requests.inc(labels);
-      end(labels);
-    });
-    next();
-  };
 }
 
 /** Body-parser failures carry `type` and a 4xx `status`; anything else unknown is a fault. */
@@ -150,8 +115,7 @@ function handleErrors(all: readonly Protocol[], bodyLimitBytes: number): ErrorRe
       return;
     }
     const apiError = toApiError(error, bodyLimitBytes);
-    // pino-http logs the request when it finishes; give it the cause of a fault.
-    if (apiError.status >= 500) res.err = error;
+    if (apiError.status >= 500) recordFault(res, error);
     const protocol = protocolOf(req);
     res
       .status(apiError.status)
