@@ -24,9 +24,12 @@ function slowScore(url: string, values: number[], pauseMs: number) {
         );
       },
     );
-    req.on("error", reject);
+    const finish = setTimeout(() => req.end(body.slice(half)), pauseMs);
+    req.on("error", (error) => {
+      clearTimeout(finish);
+      reject(error);
+    });
     req.write(body.slice(0, half));
-    setTimeout(() => req.end(body.slice(half)), pauseMs);
   });
 }
 
