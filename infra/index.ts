@@ -1,10 +1,11 @@
 import * as gcp from "@pulumi/gcp";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ScoringApp } from "./app/scoring-app";
+import { SERVICE_ACCOUNT_NAME, ScoringApp } from "./app/scoring-app";
 import { GkeCluster } from "./cluster/gke";
 import { KIND_REGISTRY, KindCluster } from "./cluster/kind";
-import { type GkeSettings, type KindSettings, loadConfig } from "./config";
+import { gcsBucket, ModelReader } from "./cluster/model-reader";
+import { type AppSettings, type GkeSettings, type KindSettings, loadConfig } from "./config";
 import { ArtifactRegistry, gitRevision, ServiceImage } from "./image";
 import { IngressRoute } from "./platform/ingress-route";
 import { Istio } from "./platform/istio";
@@ -21,6 +22,8 @@ interface Target {
   readonly kubeconfig?: pulumi.Output<string>;
   /** Add-ons a LoadBalancer Service needs first (MetalLB on Kind). */
   readonly loadBalancer: pulumi.Resource[];
+  /** The Google identity the pods read a gs:// model with (GKE only); undefined when none. */
+  readonly modelReader?: ModelReader;
 }
 
 function kindTarget(settings: KindSettings, revision: string): Target {
@@ -45,7 +48,7 @@ function kindTarget(settings: KindSettings, revision: string): Target {
   };
 }
 
-function gkeTarget(settings: GkeSettings, revision: string): Target {
+function gkeTarget(settings: GkeSettings, app: AppSettings, revision: string): Target {
   const cluster = new GkeCluster("gke", {
     project: settings.project,
     region: settings.region,
@@ -68,12 +71,25 @@ function gkeTarget(settings: GkeSettings, revision: string): Target {
     registryUsername: "oauth2accesstoken",
     registryPassword: pulumi.secret(token),
   });
+  // Only a gs:// model needs a Google identity; other models are read without credentials.
+  const bucket = gcsBucket(app.modelUri);
+  const modelReader =
+    bucket === undefined
+      ? undefined
+      : new ModelReader("model-reader", {
+          project: settings.project,
+          bucket,
+          workloadPool: cluster.workloadPool,
+          namespace: app.namespace,
+          serviceAccountName: SERVICE_ACCOUNT_NAME,
+        });
   return {
     provider: cluster.provider,
     image,
     kubeContext: cluster.contextName,
     kubeconfig: cluster.kubeconfig,
     loadBalancer: [],
+    modelReader,
   };
 }
 
@@ -83,7 +99,7 @@ export = async () => {
   const target =
     config.cluster.target === "kind"
       ? kindTarget(config.cluster, revision)
-      : gkeTarget(config.cluster, revision);
+      : gkeTarget(config.cluster, config.app, revision);
   const providers = [target.provider];
 
   // The gateway's own LoadBalancer Service needs the address pool as much as the app's would.
@@ -96,6 +112,7 @@ export = async () => {
     : undefined;
 
   // Waiting for every add-on also orders `destroy`: the app goes before the charts under it.
+  // The pods fetch a gs:// model as they start, so its grants come first too.
   const app = new ScoringApp(
     "scoring",
     {
@@ -103,8 +120,16 @@ export = async () => {
       image: target.image.ref,
       serviceType: istio ? "ClusterIP" : "LoadBalancer",
       ingressFromNamespace: istio?.gatewayNamespace,
+      gcpServiceAccount: target.modelReader?.email,
     },
-    { providers, dependsOn: [...target.loadBalancer, ...(istio ? [istio] : [])] },
+    {
+      providers,
+      dependsOn: [
+        ...target.loadBalancer,
+        ...(istio ? [istio] : []),
+        ...(target.modelReader ? [target.modelReader] : []),
+      ],
+    },
   );
 
   if (istio) {

@@ -20,6 +20,12 @@ export const SHUTDOWN_GRACE_SECONDS = 20;
 /** Kubernetes kills the pod after this: the pre-stop pause, the drain, and slack for exit. */
 export const TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + SHUTDOWN_GRACE_SECONDS + 5;
 
+/**
+ * Name of the pods' Kubernetes ServiceAccount. Fixed rather than autonamed: a Workload Identity
+ * binding has to name it before it exists.
+ */
+export const SERVICE_ACCOUNT_NAME = "mlscore-scoring";
+
 /** Private and link-local ranges the model-store egress rule must not open. */
 export const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"];
 
@@ -56,6 +62,11 @@ export interface ScoringAppArgs {
    * port is open to any source, as traffic then arrives straight from the load balancer.
    */
   readonly ingressFromNamespace?: pulumi.Input<string>;
+  /**
+   * Email of the Google service account the pods act as through GKE Workload Identity. Default
+   * unset: the pods' ServiceAccount carries no Google identity.
+   */
+  readonly gcpServiceAccount?: pulumi.Input<string>;
 }
 
 /** Model URIs the pods fetch over the network, and so need egress to the internet for. */
@@ -109,8 +120,9 @@ export function modelStoreEgress(
 }
 
 /**
- * The scoring service on Kubernetes: its namespace (Pod Security "restricted"), a Deployment that
- * rolls out without downtime, a Service, a CPU autoscaler, a disruption budget and network
+ * The scoring service on Kubernetes: its namespace (Pod Security "restricted"), a ServiceAccount
+ * for its pods (bound to a Google service account when given one), a Deployment that rolls out
+ * without downtime, a Service, a CPU autoscaler, a disruption budget and network
  * policies that deny everything the service does not need.
  */
 export class ScoringApp extends pulumi.ComponentResource {
@@ -128,6 +140,8 @@ export class ScoringApp extends pulumi.ComponentResource {
   readonly deployment: k8s.apps.v1.Deployment;
   /** The Service. */
   readonly service: k8s.core.v1.Service;
+  /** Name of the Kubernetes ServiceAccount the pods run as. */
+  readonly serviceAccountName: pulumi.Output<string>;
 
   constructor(name: string, args: ScoringAppArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:ScoringApp", name, {}, opts);
@@ -166,6 +180,26 @@ export class ScoringApp extends pulumi.ComponentResource {
     );
     const ns = namespace.metadata.name;
 
+    // The pods' own account rather than the namespace's `default`, so an identity granted to
+    // them is granted to nothing else. No API token: the service never calls the API server,
+    // and the GKE metadata server issues Workload Identity tokens without one.
+    const serviceAccount = new k8s.core.v1.ServiceAccount(
+      `${name}-service-account`,
+      {
+        metadata: {
+          name: SERVICE_ACCOUNT_NAME,
+          namespace: ns,
+          labels,
+          annotations:
+            args.gcpServiceAccount === undefined
+              ? undefined
+              : { "iam.gke.io/gcp-service-account": args.gcpServiceAccount },
+        },
+        automountServiceAccountToken: false,
+      },
+      { parent: this },
+    );
+
     const env: k8s.types.input.core.v1.EnvVar[] = [
       { name: "PORT", value: String(CONTAINER_PORT) },
       { name: "SHUTDOWN_GRACE_SECONDS", value: String(SHUTDOWN_GRACE_SECONDS) },
@@ -195,6 +229,7 @@ export class ScoringApp extends pulumi.ComponentResource {
           template: {
             metadata: { labels },
             spec: {
+              serviceAccountName: serviceAccount.metadata.name,
               automountServiceAccountToken: false,
               enableServiceLinks: false,
               terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
@@ -317,6 +352,7 @@ export class ScoringApp extends pulumi.ComponentResource {
     this.serviceName = this.service.metadata.name;
     this.serviceHost = pulumi.interpolate`${this.service.metadata.name}.${this.service.metadata.namespace}.svc.cluster.local`;
     this.servicePort = pulumi.output(SERVICE_PORT);
+    this.serviceAccountName = serviceAccount.metadata.name;
     this.endpoint = pulumi.all([args.serviceType, this.service.status]).apply(([type, status]) => {
       if (type !== "LoadBalancer") {
         return undefined;
@@ -331,6 +367,7 @@ export class ScoringApp extends pulumi.ComponentResource {
       serviceHost: this.serviceHost,
       servicePort: this.servicePort,
       endpoint: this.endpoint,
+      serviceAccountName: this.serviceAccountName,
     });
   }
 

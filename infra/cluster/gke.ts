@@ -49,6 +49,8 @@ export class GkeCluster extends pulumi.ComponentResource {
   readonly contextName: pulumi.Output<string>;
   /** Provider for Kubernetes resources in this cluster; usable once the node pool exists. */
   readonly provider: k8s.Provider;
+  /** Workload Identity pool of the cluster, `<project>.svc.id.goog`; known once it exists. */
+  readonly workloadPool: pulumi.Output<string>;
 
   constructor(name: string, args: GkeClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:GkeCluster", name, {}, opts);
@@ -136,6 +138,9 @@ export class GkeCluster extends pulumi.ComponentResource {
     );
 
     this.clusterName = cluster.name;
+    // Read from the cluster, not the args: IAM rejects members of a pool that does not exist
+    // yet, and the project's pool comes into being with its first Workload Identity cluster.
+    this.workloadPool = pulumi.interpolate`${cluster.project}.svc.id.goog`;
     this.contextName = pulumi.interpolate`gke_${cluster.project}_${cluster.location}_${cluster.name}`;
     this.kubeconfig = pulumi.secret(
       gkeKubeconfig(this.contextName, cluster.endpoint, cluster.masterAuth.clusterCaCertificate),
@@ -152,6 +157,7 @@ export class GkeCluster extends pulumi.ComponentResource {
       clusterName: this.clusterName,
       contextName: this.contextName,
       kubeconfig: this.kubeconfig,
+      workloadPool: this.workloadPool,
     });
   }
 }

@@ -3,6 +3,7 @@ import {
   CONTAINER_PORT,
   PRE_STOP_SLEEP_SECONDS,
   PRIVATE_RANGES,
+  SERVICE_ACCOUNT_NAME,
   SHUTDOWN_GRACE_SECONDS,
   ScoringApp,
   type ScoringAppArgs,
@@ -21,6 +22,8 @@ import { assertPodPolicy } from "./schemas/policy";
 
 const DIGEST = "a".repeat(64);
 const IMAGE = `localhost:5001/mlscore-service@sha256:${DIGEST}`;
+
+const GSA_EMAIL = "mlscore-scoring@mlscore-test-project.iam.gserviceaccount.com";
 
 const BASE_ARGS: ScoringAppArgs = {
   namespace: "mlscore",
@@ -47,6 +50,7 @@ function runApp(args: ScoringAppArgs): Promise<RecordedRun> {
       serviceHost: app.serviceHost,
       servicePort: app.servicePort,
       endpoint: app.endpoint,
+      serviceAccountName: app.serviceAccountName,
     };
   });
 }
@@ -55,6 +59,7 @@ interface PodTemplate {
   metadata: { labels: Record<string, string> };
   spec: {
     terminationGracePeriodSeconds: number;
+    serviceAccountName?: string;
     automountServiceAccountToken: boolean;
     securityContext: Record<string, unknown>;
     topologySpreadConstraints: Array<Record<string, unknown>>;
@@ -84,6 +89,7 @@ function spec<T>(resource: RecordedResource): T {
 
 const TYPES = {
   namespace: "kubernetes:core/v1:Namespace",
+  serviceAccount: "kubernetes:core/v1:ServiceAccount",
   deployment: "kubernetes:apps/v1:Deployment",
   service: "kubernetes:core/v1:Service",
   hpa: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
@@ -100,6 +106,7 @@ describe("ScoringApp behind a gateway with a remote model", () => {
     modelUri: "gs://models/iris/model.onnx",
     modelName: "iris",
     ingressFromNamespace: "istio-ingress",
+    gcpServiceAccount: GSA_EMAIL,
   };
 
   beforeAll(async () => {
@@ -114,6 +121,7 @@ describe("ScoringApp behind a gateway with a remote model", () => {
     expect(children.sort()).toEqual(
       [
         `${TYPES.namespace} scoring-namespace`,
+        `${TYPES.serviceAccount} scoring-service-account`,
         `${TYPES.deployment} scoring-deployment`,
         `${TYPES.service} scoring-service`,
         `${TYPES.hpa} scoring-autoscaler`,
@@ -169,6 +177,23 @@ describe("ScoringApp behind a gateway with a remote model", () => {
         labelSelector: { matchLabels: selector },
       }),
     ]);
+  });
+
+  it("runs the pods as their own ServiceAccount, bound to the given Google service account", () => {
+    const account = run.one(TYPES.serviceAccount, "scoring-service-account");
+    expect(account.inputs).toEqual({
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: expect.objectContaining({
+        name: SERVICE_ACCOUNT_NAME,
+        namespace: "mlscore",
+        annotations: { "iam.gke.io/gcp-service-account": GSA_EMAIL },
+      }),
+      automountServiceAccountToken: false,
+    });
+    expect(podTemplate(deployment).spec.serviceAccountName).toBe(SERVICE_ACCOUNT_NAME);
+    expect(run.waitsFor(deployment, account)).toBe(true);
+    expect(run.outputs.serviceAccountName).toBe(SERVICE_ACCOUNT_NAME);
   });
 
   it("routes the Service's port 80 to the container's named port", () => {
@@ -365,6 +390,15 @@ describe("ScoringApp on its own load balancer with the built-in model", () => {
       run.one(TYPES.networkPolicy, "scoring-allow-ingress"),
     );
     expect(ingress.ingress).toEqual([{ ports: [{ protocol: "TCP", port: CONTAINER_PORT }] }]);
+  });
+
+  it("still runs the pods as their own ServiceAccount, which names no Google identity", () => {
+    const account = run.one(TYPES.serviceAccount, "scoring-service-account");
+    expect(account.inputs.metadata).toMatchObject({ name: SERVICE_ACCOUNT_NAME });
+    expect(account.inputs.metadata).not.toHaveProperty("annotations");
+    expect(
+      podTemplate(run.one(TYPES.deployment, "scoring-deployment")).spec.serviceAccountName,
+    ).toBe(SERVICE_ACCOUNT_NAME);
   });
 
   it("opens no egress beyond DNS for a model inside the image", () => {

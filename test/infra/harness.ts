@@ -600,6 +600,16 @@ function typeSpecificState(
         registryUri: `${location}-docker.pkg.dev/${project}/${repositoryId}`,
       };
     }
+    case "gcp:serviceaccount/account:Account": {
+      const project = String(inputs.project ?? "test-project");
+      const email = `${String(inputs.accountId ?? name)}@${project}.iam.gserviceaccount.com`;
+      return {
+        email,
+        member: `serviceAccount:${email}`,
+        name: `projects/${project}/serviceAccounts/${email}`,
+        uniqueId: "100000000000000000001",
+      };
+    }
     case "kubernetes:core/v1:Service": {
       const spec = (inputs.spec ?? {}) as Record<string, unknown>;
       if (readId) {

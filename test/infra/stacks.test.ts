@@ -5,6 +5,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
 import program from "../../infra/index";
 import { KIND_REGISTRY, loadBalancerRange } from "../../infra/cluster/kind";
+import { gcsBucket } from "../../infra/cluster/model-reader";
 import { BUILD_INPUTS, buildInputFiles, contentTag, gitRevision } from "../../infra/image";
 import {
   FAKE_GCP_ACCESS_TOKEN,
@@ -16,6 +17,7 @@ import {
   type RecordedResource,
   type RecordedRun,
 } from "./harness";
+import { validateKubernetesObject } from "./schemas/kubernetes";
 
 const PROJECT_ID = "mlscore-test-project";
 /** GKE autonames clusters; the mock does the same so names flow on as they would for real. */
@@ -79,6 +81,7 @@ function app(stack: string, provider: string): Row[] {
   return [
     ["mlscore:index:ScoringApp", "scoring", stack, ""],
     ["kubernetes:core/v1:Namespace", "scoring-namespace", "scoring", provider],
+    ["kubernetes:core/v1:ServiceAccount", "scoring-service-account", "scoring", provider],
     ["kubernetes:apps/v1:Deployment", "scoring-deployment", "scoring", provider],
     ["kubernetes:core/v1:Service", "scoring-service", "scoring", provider],
     [
@@ -140,6 +143,18 @@ const GKE_RESOURCES: Row[] = [
   ...meshAndApp("mlscore-gke", "gke-provider"),
 ];
 
+const GCS_MODEL_URI = "gs://models-bucket/iris/v1/model.onnx";
+
+/** The gke stack serving a gs:// model: everything above plus the pods' Google identity. */
+const GKE_GCS_MODEL_RESOURCES: Row[] = [
+  ...GKE_RESOURCES,
+  ["mlscore:index:ModelReader", "model-reader", "mlscore-gke", ""],
+  ["gcp:projects/service:Service", "model-reader-api", "model-reader", ""],
+  ["gcp:serviceaccount/account:Account", "model-reader-account", "model-reader", ""],
+  ["gcp:storage/bucketIAMMember:BucketIAMMember", "model-reader-bucket-viewer", "model-reader", ""],
+  ["gcp:serviceaccount/iAMMember:IAMMember", "model-reader-workload-identity", "model-reader", ""],
+];
+
 /** Whether `dependent`, or a component it sits in, waits for `dependency`. */
 function waitsFor(run: RecordedRun, dependent: RecordedResource, dependency: RecordedResource) {
   for (
@@ -157,6 +172,16 @@ function waitsFor(run: RecordedRun, dependent: RecordedResource, dependency: Rec
 /** Position in the order the engine finished registrations. */
 function finished(run: RecordedRun, resource: RecordedResource): number {
   return run.resources.indexOf(resource);
+}
+
+interface PodSpec {
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  containers: { image: string; env: { name: string; value: string }[] }[];
+}
+
+function podSpec(deployment: RecordedResource): PodSpec {
+  return (deployment.inputs.spec as { template: { spec: PodSpec } }).template.spec;
 }
 
 function containerImage(deployment: RecordedResource): unknown {
@@ -514,6 +539,152 @@ describe("gke stack, from Pulumi.yaml + Pulumi.gke.yaml + the user's gcp:project
         "gitRevision",
       ].sort(),
     );
+  });
+});
+
+describe("gke stack serving a gs:// model", () => {
+  const email = `mlscore-scoring@${PROJECT_ID}.iam.gserviceaccount.com`;
+  let run: RecordedRun;
+  beforeAll(async () => {
+    run = await recordResources(program, {
+      stack: "gke",
+      config: { ...readStackConfig("gke"), "gcp:project": PROJECT_ID, modelUri: GCS_MODEL_URI },
+      mocks: gkeMocks,
+    });
+  });
+
+  it("declares the gke stack's resources plus a service account, its grant and its binding", () => {
+    expect(rows(run)).toEqual([...GKE_GCS_MODEL_RESOURCES].sort(byRow));
+  });
+
+  it("makes a Google service account for the pods, once the IAM API is on", () => {
+    const account = run.one("gcp:serviceaccount/account:Account", "model-reader-account");
+    expect(account.inputs).toMatchObject({ project: PROJECT_ID, accountId: "mlscore-scoring" });
+    const api = run.one("gcp:projects/service:Service", "model-reader-api");
+    expect(api.inputs).toEqual({
+      project: PROJECT_ID,
+      service: "iam.googleapis.com",
+      disableOnDestroy: false,
+    });
+    expect(run.waitsFor(account, api)).toBe(true);
+  });
+
+  it("lets it read objects of the model's bucket only, with no project-wide role", () => {
+    const grants = run.ofType("gcp:storage/bucketIAMMember:BucketIAMMember");
+    expect(grants.map((g) => g.inputs)).toEqual([
+      {
+        bucket: "models-bucket",
+        role: "roles/storage.objectViewer",
+        member: `serviceAccount:${email}`,
+      },
+    ]);
+    expect(run.resources.filter((r) => /^gcp:(projects|organizations)\/iam/i.test(r.type))).toEqual(
+      [],
+    );
+  });
+
+  it("lets only the pods' Kubernetes ServiceAccount act as it, once the cluster's pool exists", () => {
+    const binding = run.one(
+      "gcp:serviceaccount/iAMMember:IAMMember",
+      "model-reader-workload-identity",
+    );
+    expect(binding.inputs).toEqual({
+      serviceAccountId: `projects/${PROJECT_ID}/serviceAccounts/${email}`,
+      role: "roles/iam.workloadIdentityUser",
+      member: `serviceAccount:${PROJECT_ID}.svc.id.goog[mlscore/mlscore-scoring]`,
+    });
+    expect(run.waitsFor(binding, run.one("gcp:container/cluster:Cluster", "gke-cluster"))).toBe(
+      true,
+    );
+  });
+
+  it("annotates that ServiceAccount with the Google account and runs the pods under it", () => {
+    const account = run.one("kubernetes:core/v1:ServiceAccount", "scoring-service-account");
+    expect(account.inputs.metadata).toMatchObject({
+      name: "mlscore-scoring",
+      namespace: "mlscore",
+      annotations: { "iam.gke.io/gcp-service-account": email },
+    });
+    expect(account.inputs.automountServiceAccountToken).toBe(false);
+    const pod = podSpec(run.one("kubernetes:apps/v1:Deployment", "scoring-deployment"));
+    expect(pod.serviceAccountName).toBe("mlscore-scoring");
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.containers[0].env).toContainEqual({ name: "MODEL_URI", value: GCS_MODEL_URI });
+  });
+
+  it("starts the pods only after the bucket grant and the binding exist", () => {
+    const deployment = run.one("kubernetes:apps/v1:Deployment", "scoring-deployment");
+    for (const [type, name] of [
+      ["gcp:storage/bucketIAMMember:BucketIAMMember", "model-reader-bucket-viewer"],
+      ["gcp:serviceaccount/iAMMember:IAMMember", "model-reader-workload-identity"],
+    ]) {
+      expect([name, waitsFor(run, deployment, run.one(type, name))]).toEqual([name, true]);
+    }
+  });
+
+  it("declares only Kubernetes objects valid against the upstream schemas", () => {
+    for (const { object } of run.kubernetesObjects()) {
+      expect(() => validateKubernetesObject(object)).not.toThrow();
+    }
+    expect(run.outputs.modelUri).toBe(GCS_MODEL_URI);
+  });
+});
+
+describe("stacks that need no Google identity for their model", () => {
+  it("gke with the built-in model gives the pods a ServiceAccount without one", async () => {
+    const run = await recordResources(program, {
+      stack: "gke",
+      config: { ...readStackConfig("gke"), "gcp:project": PROJECT_ID },
+      mocks: gkeMocks,
+    });
+    const account = run.one("kubernetes:core/v1:ServiceAccount", "scoring-service-account");
+    expect(account.inputs.metadata).not.toHaveProperty("annotations");
+    expect(
+      podSpec(run.one("kubernetes:apps/v1:Deployment", "scoring-deployment")).serviceAccountName,
+    ).toBe("mlscore-scoring");
+  });
+
+  it("gke with an https:// model declares no service account or grant", async () => {
+    const run = await recordResources(program, {
+      stack: "gke",
+      config: {
+        ...readStackConfig("gke"),
+        "gcp:project": PROJECT_ID,
+        modelUri: "https://models.example.com/iris.onnx",
+      },
+      mocks: gkeMocks,
+    });
+    expect(rows(run)).toEqual([...GKE_RESOURCES].sort(byRow));
+  });
+
+  it("dev (Kind) with a gs:// model declares no Google Cloud resource", async () => {
+    const run = await recordResources(program, {
+      stack: "dev",
+      config: { ...readStackConfig("dev"), modelUri: GCS_MODEL_URI },
+    });
+    expect(rows(run)).toEqual([...DEV_RESOURCES].sort(byRow));
+    const account = run.one("kubernetes:core/v1:ServiceAccount", "scoring-service-account");
+    expect(account.inputs.metadata).not.toHaveProperty("annotations");
+  });
+});
+
+describe("gcsBucket", () => {
+  it.each([
+    [GCS_MODEL_URI, "models-bucket"],
+    ["gs://b.example.com/m.onnx", "b.example.com"],
+  ])("%s → %s", (uri, bucket) => {
+    expect(gcsBucket(uri)).toBe(bucket);
+  });
+
+  it.each([
+    [undefined],
+    ["https://storage.googleapis.com/models-bucket/m.onnx"],
+    ["/app/models/iris.onnx"],
+    ["gs://models-bucket"],
+    ["gs://models-bucket/"],
+    ["gs:///m.onnx"],
+  ])("finds no bucket in %s", (uri) => {
+    expect(gcsBucket(uri)).toBeUndefined();
   });
 });
 

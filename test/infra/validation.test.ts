@@ -86,6 +86,7 @@ describe("validateKubernetesObject", () => {
     expect(new Set(kinds)).toEqual(
       new Set([
         "Namespace",
+        "ServiceAccount",
         "Deployment",
         "Service",
         "HorizontalPodAutoscaler",

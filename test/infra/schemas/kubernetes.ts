@@ -4,7 +4,7 @@ import { Deployment } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
-import { Namespace, Service } from "kubernetes-models/v1";
+import { Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
 import metallbCrds from "./metallb-crds.json";
 
 /** A Kubernetes object as a plain value: what a resource's inputs look like. */
@@ -25,6 +25,7 @@ type ModelClass = new (data: never) => ValidatingModel;
 const KUBERNETES_MODELS: Readonly<Record<string, ModelClass>> = {
   "v1/Namespace": Namespace,
   "v1/Service": Service,
+  "v1/ServiceAccount": ServiceAccount,
   "apps/v1/Deployment": Deployment,
   "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
