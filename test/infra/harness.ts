@@ -23,7 +23,7 @@ export interface RecordedResource {
   readonly read: boolean;
   /** The id passed to `.get` or the import id; undefined for plain registrations. */
   readonly importId?: string;
-  /** Inputs as the engine received them (secrets unwrapped, unknowns absent). */
+  /** Inputs as the engine received them (secrets still in their wire wrapper, unknowns absent). */
   readonly inputs: Record<string, unknown>;
   /** Outputs the mock answered with. */
   readonly state: Record<string, unknown>;

@@ -72,12 +72,14 @@ describe("createApp", () => {
       .send({ X: [1] });
     const text = await metrics.registry.metrics();
     expect(text).toContain(
-      'http_requests_total{method="GET",route="/v2/models/:name",status="200"} 1',
+      'http_request_duration_seconds_count{method="GET",route="/v2/models/:name",status="200"} 1',
     );
     expect(text).toContain(
-      'http_requests_total{method="GET",route="/v2/models/:name",status="404"} 1',
+      'http_request_duration_seconds_count{method="GET",route="/v2/models/:name",status="404"} 1',
     );
-    expect(text).toContain('http_requests_total{method="GET",route="unmatched",status="404"} 2');
+    expect(text).toContain(
+      'http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 2',
+    );
     expect(text).toContain('model_inference_duration_seconds_count{model="identity"} 1');
   });
 

@@ -51,6 +51,23 @@ describe("loadModel from a file", () => {
     );
   });
 
+  it("refuses a directory, saying to name the file", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "mlscore-"));
+    await expect(loadModel(source(dir))).rejects.toThrow(
+      new ModelLoadError(`model file ${dir} is not a file; point MODEL_URI at the .onnx file`),
+    );
+  });
+
+  it("refuses a labels file beside the model that is not JSON", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "mlscore-"));
+    const model = path.join(dir, "iris.onnx");
+    writeFileSync(model, IRIS);
+    writeFileSync(path.join(dir, "iris.json"), "{ not json");
+    await expect(loadModel(source(model))).rejects.toThrow(
+      `${path.join(dir, "iris.json")} is not valid JSON: `,
+    );
+  });
+
   it("refuses a file that is not an ONNX model, saying which file", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "mlscore-"));
     const junk = path.join(dir, "junk.onnx");

@@ -63,7 +63,9 @@ describe("server process", () => {
 
     const metrics = await (await fetch(`${service.url}/metrics`)).text();
     expect(metrics).toContain('model_info{name="iris",version="1",platform="onnxruntime"} 1');
-    expect(metrics).toMatch(/http_requests_total\{method="GET",route="\/readyz",status="200"\} 1/);
+    expect(metrics).toMatch(
+      /http_request_duration_seconds_count\{method="GET",route="\/readyz",status="200"\} 1/,
+    );
   });
 
   it("logs client errors at warn with the request id, and successes only at debug", async () => {

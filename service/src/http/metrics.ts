@@ -7,7 +7,6 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** The service's Prometheus metrics, kept in their own registry so every app has its own. */
 export class Metrics {
   readonly registry: Registry;
-  readonly requests: Counter<"method" | "route" | "status">;
   readonly requestDuration: Histogram<"method" | "route" | "status">;
   readonly inferenceDuration: Histogram<"model">;
   readonly inferenceErrors: Counter<"model">;
@@ -15,15 +14,9 @@ export class Metrics {
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
     collectDefaultMetrics({ register: registry });
-    this.requests = new Counter({
-      name: "http_requests_total",
-      help: "HTTP requests answered, by route template and status code.",
-      labelNames: ["method", "route", "status"],
-      registers: [registry],
-    });
     this.requestDuration = new Histogram({
       name: "http_request_duration_seconds",
-      help: "Time from request to the end of the response, by route template and status code.",
+      help: "Time from request to the end of the response, by route template and status code; its _count counts requests.",
       labelNames: ["method", "route", "status"],
       buckets: LATENCY_BUCKETS,
       registers: [registry],

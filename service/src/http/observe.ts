@@ -33,7 +33,6 @@ export function observeRequests(logger: Logger, metrics: Metrics): RequestHandle
       const status = res.statusCode;
       // Route templates, not raw paths, so a scan of random URLs cannot explode the label set.
       const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
-      metrics.requests.labels(req.method, route, String(status)).inc();
       metrics.requestDuration.labels(req.method, route, String(status)).observe(seconds);
 
       const fault: unknown = res.locals.fault;

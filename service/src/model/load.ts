@@ -51,15 +51,17 @@ export async function loadModel(source: ModelSource): Promise<Model> {
 async function fetchModel(source: ModelSource): Promise<Uint8Array> {
   if (source.uri.startsWith("https://")) return download(source);
   if (source.uri.startsWith("gs://")) return fromStorage(source);
-  const size = await stat(source.uri).then(
-    (info) => info.size,
-    (error: NodeJS.ErrnoException) => {
-      throw new ModelLoadError(
-        `model file ${source.uri} cannot be read (${error.code ?? error.message})`,
-      );
-    },
-  );
-  checkSize(size, source);
+  const info = await stat(source.uri).catch((error: NodeJS.ErrnoException) => {
+    throw new ModelLoadError(
+      `model file ${source.uri} cannot be read (${error.code ?? error.message})`,
+    );
+  });
+  if (!info.isFile()) {
+    throw new ModelLoadError(
+      `model file ${source.uri} is not a file; point MODEL_URI at the .onnx file`,
+    );
+  }
+  checkSize(info.size, source);
   return readFile(source.uri);
 }
 

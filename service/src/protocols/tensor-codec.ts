@@ -351,23 +351,22 @@ function shortestFloat32(value: number): number {
   return Number(value.toPrecision(9));
 }
 
-/** One element as JSON: 64-bit integers as numbers, or as strings when a number would round. */
-function jsonElement(tensor: Tensor, i: number): unknown {
-  const value = (tensor.data as ArrayLike<unknown>)[i];
-  if (typeof value === "bigint") {
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(value)
-      : value.toString();
-  }
-  if (tensor.data instanceof Float32Array) return shortestFloat32(value as number);
-  return value;
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A 64-bit integer as JSON: a number, or a string of digits where a number would round. */
+function jsonBigInt(value: bigint): number | string {
+  return value >= MIN_SAFE && value <= MAX_SAFE ? Number(value) : value.toString();
 }
 
 /** The tensor's elements in row-major order, as JSON values. */
 export function encodeFlat(tensor: Tensor): unknown[] {
-  const out = new Array<unknown>(tensor.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = jsonElement(tensor, i);
-  return out;
+  const { data } = tensor;
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    return Array.from(data, jsonBigInt);
+  }
+  if (data instanceof Float32Array) return Array.from(data, shortestFloat32);
+  return Array.from(data as ArrayLike<unknown>);
 }
 
 /** The tensor as nested JSON arrays following its shape; a rank-0 tensor is its one value. */
