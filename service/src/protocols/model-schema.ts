@@ -1,6 +1,7 @@
 import type { Model } from "../model/model";
 import { elementSchema } from "./elements";
 import { columnNames } from "./table";
+import { formatShape } from "./tensor-codec";
 
 /**
  * JSON Schemas of what the served model takes, for the OpenAPI document: one row of its columns,
@@ -74,5 +75,30 @@ export function narrow(schema: Schema, path: readonly string[], extra: Schema): 
     node = next;
   }
   Object.assign(node, extra);
+  return schema;
+}
+
+/**
+ * A v2 request's `inputs` narrowed to the model's: at least one tensor per input, each named as an
+ * input with that input's datatype and elements.
+ */
+export function narrowInputs(schema: Schema, model: Model): Schema {
+  const typed = model.inputs.filter((spec) => spec.datatype !== null);
+  const inputs = (schema.properties as Record<string, Schema>).inputs;
+  inputs.minItems = model.inputs.length;
+  if (typed.length === 0) return schema;
+  Object.assign(inputs.items as Schema, {
+    anyOf: typed.map((spec) => ({
+      properties: {
+        name: { const: spec.name },
+        datatype: { const: spec.datatype },
+        data: {
+          type: "array",
+          items: { anyOf: [elementSchema(spec.datatype), { type: "array" }] },
+        },
+      },
+      description: `Input "${spec.name}": ${spec.datatype}, shape ${formatShape(spec.shape)}.`,
+    })),
+  });
   return schema;
 }

@@ -4,8 +4,7 @@ import { badRequest, notFound } from "../http/errors";
 import type { OpenApiPaths, Protocol } from "../http/protocol";
 import { DATA_TYPES, type Model, type Tensor, type TensorSpec } from "../model/model";
 import { SERVICE_VERSION } from "../version";
-import { elementSchema } from "./elements";
-import { narrow } from "./model-schema";
+import { narrowInputs } from "./model-schema";
 import { predictOutputs } from "./prediction";
 import { describeValue, quote } from "./quote";
 import { jsonRequestBody, jsonResponse, parseJsonBody, shapeSchema } from "./request-body";
@@ -217,25 +216,6 @@ export const v2: Protocol = {
   openapi: buildOpenApi,
 };
 
-/** Each input of the model as the tensor a request must carry: its name with its datatype. */
-function inputsSchema(model: Model): Record<string, unknown> {
-  const typed = model.inputs.filter((spec) => spec.datatype !== null);
-  if (typed.length === 0) return {};
-  return {
-    anyOf: typed.map((spec) => ({
-      properties: {
-        name: { const: spec.name },
-        datatype: { const: spec.datatype },
-        data: {
-          type: "array",
-          items: { anyOf: [elementSchema(spec.datatype), { type: "array" }] },
-        },
-      },
-      description: `Input "${spec.name}": ${spec.datatype}, shape ${formatShape(spec.shape)}.`,
-    })),
-  };
-}
-
 function buildOpenApi(model: Model): OpenApiPaths {
   const error = jsonResponse("A client error that says what to fix.", ErrorResponse);
   const notFoundResponse = jsonResponse("No such model or version.", ErrorResponse);
@@ -286,15 +266,7 @@ function buildOpenApi(model: Model): OpenApiPaths {
       post: {
         summary: "Inference with typed tensors; `outputs` filters the answer.",
         parameters,
-        requestBody: jsonRequestBody(InferenceRequest, (json) =>
-          narrow(json, ["inputs"], {
-            items: {
-              ...(json.properties as Record<string, Record<string, object>>).inputs.items,
-              ...inputsSchema(model),
-            },
-            minItems: model.inputs.length,
-          }),
-        ),
+        requestBody: jsonRequestBody(InferenceRequest, (json) => narrowInputs(json, model)),
         responses: {
           "200": jsonResponse("The requested outputs.", InferenceResponse),
           "404": notFoundResponse,
