@@ -32,7 +32,7 @@ export function buildOpenApi(
   model: Model,
 ): Record<string, unknown> {
   const paths: OpenApiPaths = { ...SERVICE_PATHS };
-  for (const protocol of protocols) Object.assign(paths, protocol.openapi);
+  for (const protocol of protocols) Object.assign(paths, protocol.openapi(model));
   return {
     openapi: "3.1.0",
     info: {

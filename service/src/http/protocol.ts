@@ -29,6 +29,9 @@ export interface Protocol {
   router(context: ProtocolContext): Router;
   /** The JSON body to answer for a client error; the status comes from the error. */
   formatError(error: ApiError): unknown;
-  /** Generated from the same schemas that validate requests. */
-  readonly openapi: OpenApiPaths;
+  /**
+   * Generated from the same schemas that validate requests, narrowed to what `model` takes (its
+   * columns and their element types).
+   */
+  openapi(model: Model): OpenApiPaths;
 }

@@ -3,9 +3,12 @@ import { z } from "zod";
 import { badRequest, notFound } from "../http/errors";
 import type { Protocol } from "../http/protocol";
 import type { Model } from "../model/model";
+import { narrow, recordSchema, rowSchema } from "./model-schema";
+import { predictPrimary } from "./prediction";
+import { quote } from "./quote";
 import { jsonRequestBody, jsonResponse, parseJsonBody } from "./request-body";
 import { decodeColumnar, decodeInstances } from "./row-codec";
-import { encodeNested, predictPrimary } from "./tensor-codec";
+import { encodeNested } from "./tensor-codec";
 
 const EXAMPLE = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}';
 
@@ -14,7 +17,10 @@ const PredictRequest = z
     instances: z
       .array(z.unknown(), { error: `instances must be a list of rows, e.g. ${EXAMPLE}` })
       .optional()
-      .describe("Rows, or objects keyed by input name (TensorFlow Serving's row format)."),
+      .describe(
+        "Rows of the model's columns, records keyed by column, or objects keyed by input name " +
+          "(TensorFlow Serving's row format).",
+      ),
     inputs: z
       .union([z.array(z.unknown()), z.record(z.string(), z.unknown())], {
         error: "inputs must be a list of rows or an object of named inputs",
@@ -38,7 +44,9 @@ const ErrorResponse = z.object({ error: z.string() }).meta({ title: "KServeV1Err
 function resolveModel(model: Model, req: Request): void {
   const { name } = req.params as { name: string };
   if (name !== model.name) {
-    throw notFound(`model "${name}" is not served here; this server serves model "${model.name}"`);
+    throw notFound(
+      `model ${quote(name)} is not served here; this server serves model "${model.name}"`,
+    );
   }
 }
 
@@ -63,16 +71,17 @@ export const kserveV1: Protocol = {
       if ((instances === undefined) === (inputs === undefined)) {
         throw badRequest(`send exactly one of instances or inputs, e.g. ${EXAMPLE}`);
       }
+      const field = instances ? "instances" : "inputs";
       const tensors = instances
-        ? decodeInstances(model, instances, "instances", { maxBatchSize })
-        : decodeColumnar(model, inputs, "inputs", { maxBatchSize });
-      const output = await predictPrimary(model, tensors);
+        ? decodeInstances(model, instances, field, { maxBatchSize })
+        : decodeColumnar(model, inputs, field, { maxBatchSize });
+      const output = await predictPrimary(model, tensors, field);
       res.json({ predictions: encodeNested(output) });
     });
     return router;
   },
   formatError: (error) => ({ error: error.message }),
-  openapi: {
+  openapi: (model) => ({
     "/v1/models": {
       get: {
         summary: "Served models.",
@@ -94,7 +103,11 @@ export const kserveV1: Protocol = {
       post: {
         summary: "Predict: instances or inputs in, predictions out.",
         parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
-        requestBody: jsonRequestBody(PredictRequest),
+        requestBody: jsonRequestBody(PredictRequest, (json) =>
+          narrow(json, ["instances"], {
+            items: { anyOf: [rowSchema(model), recordSchema(model)] },
+          }),
+        ),
         responses: {
           "200": jsonResponse("The model's primary output.", PredictResponse),
           "404": jsonResponse("No such model.", ErrorResponse),
@@ -102,5 +115,5 @@ export const kserveV1: Protocol = {
         },
       },
     },
-  },
+  }),
 };

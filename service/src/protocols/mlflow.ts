@@ -1,13 +1,16 @@
 import { parse } from "csv-parse/sync";
-import { Router, text, type Request } from "express";
+import { Router, text, type Request, type RequestHandler } from "express";
 import { z } from "zod";
 import { ApiError, badRequest } from "../http/errors";
 import type { Protocol } from "../http/protocol";
 import type { Model, Tensor } from "../model/model";
 import { SERVICE_VERSION } from "../version";
+import { namesSchema, narrow, recordSchema, rowSchema } from "./model-schema";
+import { predictPrimary } from "./prediction";
 import { describeIssues, jsonResponse, requireParsedBody, toOpenApiSchema } from "./request-body";
-import { decodeColumnar, decodeInstances, decodeRecords, decodeTable } from "./row-codec";
-import { encodeNested, predictPrimary, type DecodeOptions } from "./tensor-codec";
+import { decodeColumnar, decodeInstances, decodeRecords } from "./row-codec";
+import { columnNames, decodeRows } from "./table";
+import { encodeNested, type DecodeOptions } from "./tensor-codec";
 
 const EXAMPLE = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}';
 const FORMATS = ["dataframe_split", "dataframe_records", "instances", "inputs"] as const;
@@ -70,25 +73,49 @@ const MlflowError = z
   .meta({ title: "MlflowError" });
 
 const CSV_TYPES = ["text/csv", "application/csv"];
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+/** csv-parse quotes the offending field in some messages; a message shows at most this much. */
+const CSV_MESSAGE_CHARS = 200;
 
-/** CSV as MLflow reads it: a header of column names, then rows; numeric cells become numbers. */
-function decodeCsv(model: Model, text: string, options: DecodeOptions): Tensor {
+/**
+ * CSV as MLflow reads it: a header of column names, then rows. Each cell is read as its column's
+ * element type (a number, a boolean, or text for a string column).
+ */
+function decodeCsv(model: Model, text: string, options: DecodeOptions): Tensor[] {
   let records: string[][];
   try {
     records = parse(text, { skip_empty_lines: true, trim: true });
   } catch (error) {
-    throw badRequest(`malformed CSV: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    throw badRequest(
+      `malformed CSV: ${message.length > CSV_MESSAGE_CHARS ? `${message.slice(0, CSV_MESSAGE_CHARS)}…` : message}`,
+    );
   }
   if (records.length < 2) {
     throw badRequest("the CSV body needs a header row of column names and at least one data row");
   }
   const [header, ...rows] = records;
-  const cells = rows.map((row) => row.map((cell) => (NUMBER.test(cell) ? Number(cell) : cell)));
-  return decodeTable(model, header, cells, "CSV rows", options);
+  return decodeRows(model, rows, header, "CSV rows", { ...options, text: true }, "the CSV header");
 }
 
 type Invocation = z.infer<typeof MlflowRequest>;
+
+/** The request schema narrowed to the served model's columns. */
+function modelRequestSchema(model: Model): Record<string, unknown> {
+  const row = rowSchema(model);
+  const rows = { items: row };
+  const schema = toOpenApiSchema(MlflowRequest);
+  narrow(schema, ["dataframe_split", "data"], rows);
+  narrow(schema, ["dataframe_split", "columns"], namesSchema(model));
+  narrow(schema, ["dataframe_records"], { items: recordSchema(model) });
+  narrow(schema, ["instances"], { items: { anyOf: [row, recordSchema(model)] } });
+  narrow(schema, ["columns"], namesSchema(model));
+  return narrow(schema, ["data"], rows);
+}
+
+function csvColumns(model: Model): string {
+  const names = columnNames(model);
+  return names ? ` The model's columns: ${names.join(", ")}.` : "";
+}
 
 function decodeJson(model: Model, body: Invocation, options: DecodeOptions): Tensor[] {
   const given = FORMATS.filter((format) => body[format] !== undefined);
@@ -101,27 +128,42 @@ function decodeJson(model: Model, body: Invocation, options: DecodeOptions): Ten
   }
   if (body.dataframe_split) {
     const { columns, data } = body.dataframe_split;
-    return [decodeTable(model, columns, data, "dataframe_split.data", options)];
+    return decodeRows(
+      model,
+      data,
+      columns,
+      "dataframe_split.data",
+      options,
+      "dataframe_split.columns",
+    );
   }
   if (body.dataframe_records)
-    return [decodeRecords(model, body.dataframe_records, "dataframe_records", options)];
+    return decodeRecords(model, body.dataframe_records, "dataframe_records", options);
   if (body.instances) return decodeInstances(model, body.instances, "instances", options);
   if (body.inputs) return decodeColumnar(model, body.inputs, "inputs", options);
   if (body.data === undefined)
     throw badRequest(
       `data is required beside columns; e.g. {"columns": ["a", "b"], "data": [[1, 2]]}`,
     );
-  return [decodeTable(model, body.columns, body.data, "data", options)];
+  return decodeRows(model, body.data, body.columns, "data", options, "columns");
 }
 
 function decodeInvocation(model: Model, req: Request, options: DecodeOptions): Tensor[] {
   requireParsedBody(req, ["application/json", ...CSV_TYPES]);
-  if (typeof req.body === "string") return [decodeCsv(model, req.body, options)];
+  if (typeof req.body === "string") return decodeCsv(model, req.body, options);
   // MLflow 1.x clients sent records as a bare list (`format=pandas-records`).
   const body: unknown = Array.isArray(req.body) ? { dataframe_records: req.body } : req.body;
   const result = MlflowRequest.safeParse(body);
   if (!result.success) throw badRequest(describeIssues(result.error, "the invocation body"));
   return decodeJson(model, result.data, options);
+}
+
+/** The request field that holds the rows, for messages about them. */
+function rowsField(req: Request): string {
+  if (typeof req.body === "string") return "CSV rows";
+  if (Array.isArray(req.body)) return "dataframe_records";
+  const body = req.body as Record<string, unknown>;
+  return FORMATS.find((format) => body[format] !== undefined) ?? "data";
 }
 
 const ERROR_CODES: Record<number, string> = {
@@ -141,10 +183,19 @@ export const mlflow: Protocol = {
   router({ model, maxBatchSize, bodyLimitBytes, isReady }) {
     const router = Router();
     // Only MLflow takes CSV, so only its route pays for the text parser.
-    const csv = text({ limit: bodyLimitBytes, type: CSV_TYPES });
+    const parseCsv = text({ limit: bodyLimitBytes, type: CSV_TYPES });
+    const csv: RequestHandler = (req, res, next) => {
+      parseCsv(req, res, (error?: unknown) => {
+        const { type, message } = (error ?? {}) as { type?: string; message?: string };
+        // The app's handler would advise JSON; this body is CSV.
+        if (type === "charset.unsupported" || type === "encoding.unsupported") {
+          next(new ApiError(415, `${message}; send UTF-8 CSV`));
+        } else next(error);
+      });
+    };
     router.post("/invocations", csv, async (req, res) => {
       const inputs = decodeInvocation(model, req, { maxBatchSize });
-      const output = await predictPrimary(model, inputs);
+      const output = await predictPrimary(model, inputs, rowsField(req));
       res.json({ predictions: encodeNested(output) });
     });
     for (const path of ["/ping", "/health"]) {
@@ -163,18 +214,18 @@ export const mlflow: Protocol = {
       ERROR_CODES[error.status] ?? (error.status >= 500 ? "INTERNAL_ERROR" : "BAD_REQUEST"),
     message: error.message,
   }),
-  openapi: {
+  openapi: (model) => ({
     "/invocations": {
       post: {
         summary: "MLflow scoring: a data frame, instances or inputs in, predictions out.",
         requestBody: {
           required: true,
           content: {
-            "application/json": { schema: toOpenApiSchema(MlflowRequest) },
+            "application/json": { schema: modelRequestSchema(model) },
             "text/csv": {
               schema: {
                 type: "string",
-                description: "A header row of column names, then one row per example.",
+                description: `A header row of column names, then one row per example.${csvColumns(model)}`,
               },
             },
           },
@@ -214,5 +265,5 @@ export const mlflow: Protocol = {
         },
       },
     },
-  },
+  }),
 };

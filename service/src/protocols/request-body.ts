@@ -16,6 +16,13 @@ function hasBody(req: Request): boolean {
   );
 }
 
+/** The request's Content-Type as messages show it: a short prefix, since clients choose it. */
+function contentType(req: Request): string {
+  const given = req.headers["content-type"];
+  if (given === undefined) return "none";
+  return given.length > 60 ? `${given.slice(0, 60)}…` : given;
+}
+
 /**
  * Fails when no body parser accepted the request: 400 for a missing body, 415 for a type this
  * route does not take. The app parses CSV for every route, so a CSV body is refused here unless
@@ -25,13 +32,15 @@ export function requireParsedBody(req: Request, accepted: readonly string[] = [J
   const expected = accepted.join(" or ");
   if (req.body === undefined) {
     if (!hasBody(req)) throw badRequest(`the request has no body; send ${expected}`);
-    const given = req.headers["content-type"] ?? "none";
-    throw new ApiError(415, `Content-Type ${given} is not supported here; send ${expected}`);
+    throw new ApiError(
+      415,
+      `Content-Type ${contentType(req)} is not supported here; send ${expected}`,
+    );
   }
   if (typeof req.body === "string" && !accepted.some((type) => req.is(type))) {
     throw new ApiError(
       415,
-      `Content-Type ${req.headers["content-type"]} is not supported here; send ${expected}`,
+      `Content-Type ${contentType(req)} is not supported here; send ${expected}`,
     );
   }
 }
@@ -90,9 +99,17 @@ export function toOpenApiSchema(schema: z.ZodType): Record<string, unknown> {
   return json;
 }
 
-/** An OpenAPI request body of JSON validated by `schema`. */
-export function jsonRequestBody(schema: z.ZodType): Record<string, unknown> {
-  return { required: true, content: { [JSON_TYPE]: { schema: toOpenApiSchema(schema) } } };
+type JsonSchema = Record<string, unknown>;
+
+/**
+ * An OpenAPI request body of JSON validated by `schema`, narrowed by `toModel` to what the served
+ * model takes.
+ */
+export function jsonRequestBody(
+  schema: z.ZodType,
+  toModel: (json: JsonSchema) => JsonSchema = (json) => json,
+): JsonSchema {
+  return { required: true, content: { [JSON_TYPE]: { schema: toModel(toOpenApiSchema(schema)) } } };
 }
 
 /** An OpenAPI response with a JSON body described by `schema`. */

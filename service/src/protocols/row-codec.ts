@@ -1,96 +1,104 @@
 import { badRequest } from "../http/errors";
 import type { Model, Tensor } from "../model/model";
-import {
-  decodeSingleInput,
-  flattenNested,
-  onlyInput,
-  toTensor,
-  type DecodeOptions,
-} from "./tensor-codec";
+import { quote } from "./quote";
+import { columnNames, decodeRows, decodeTable, listNames } from "./table";
+import { flattenNested, toTensor, type DecodeOptions } from "./tensor-codec";
 
 /**
  * The row- and column-oriented request shapes that TensorFlow Serving introduced and KServe v1
- * and MLflow share (`instances`, `inputs`), plus MLflow's data frames: all end up as the model's
- * input tensors through the tensor codec.
+ * and MLflow share (`instances`, `inputs`), plus MLflow's records: all end up as a table of the
+ * model's columns (`table.ts`), or, keyed by input name, as each input's tensor.
  */
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === "object" && !Array.isArray(value);
 
-const quoted = (names: readonly string[]): string => names.map((name) => `"${name}"`).join(", ");
-
-/**
- * A table of rows under named (or unnamed) columns, as the model's one input. When the model ships
- * feature names, columns are picked and ordered by them, so clients may send columns in any order.
- */
-export function decodeTable(
-  model: Model,
-  columns: readonly string[] | undefined,
-  rows: unknown,
-  field: string,
-  options: DecodeOptions,
-): Tensor {
-  const spec = onlyInput(model, TABLE_ADVICE);
-  const table = flattenNested(rows, field, spec);
-  // An empty list is an empty batch, which the tensor codec words for every protocol alike.
-  if (table.shape[0] === 0) return toTensor(spec, table, field, options);
-  if (table.shape.length !== 2) {
-    throw badRequest(
-      `${field} must be a list of rows, each a list of column values, e.g. [[5.1, 3.5, 1.4, 0.2]]`,
-    );
-  }
-  const [count, width] = table.shape;
-  if (columns === undefined || columns.length === 0) return toTensor(spec, table, field, options);
-  if (columns.length !== width) {
-    throw badRequest(`${field} rows have ${width} values, but ${columns.length} columns are named`);
-  }
-  const features = model.featureNames;
-  if (!features) return toTensor(spec, table, field, options);
-  const missing = features.filter((name) => !columns.includes(name));
-  if (missing.length > 0) {
-    throw badRequest(
-      `columns lack ${quoted(missing)}; model "${model.name}" takes the columns ${quoted(features)}`,
-    );
-  }
-  const order = features.map((name) => columns.indexOf(name));
-  const values = new Array<unknown>(count * features.length);
-  for (let r = 0; r < count; r++) {
-    for (let c = 0; c < order.length; c++)
-      values[r * order.length + c] = table.values[r * width + order[c]];
-  }
-  return toTensor(spec, { shape: [count, features.length], values }, field, options);
+/** Keys that name the model's columns rather than its inputs. */
+function keyedByColumn(model: Model, keys: readonly string[]): boolean {
+  const columns = columnNames(model);
+  return columns !== undefined && keys.some((key) => columns.includes(key));
 }
 
-const TABLE_ADVICE =
-  "tables feed a model with one input; use the Open Inference Protocol v2 to send each input by name";
-
-/** Records (`[{"column": value}]`) as rows; columns follow the model's feature names if known. */
+/**
+ * Records (`[{"column": value}]`) as rows of the model's columns; a model that does not name its
+ * columns takes the first record's keys, in their order, as the columns of every record.
+ */
 export function decodeRecords(
   model: Model,
   records: readonly Record<string, unknown>[],
   field: string,
   options: DecodeOptions,
-): Tensor {
+): Tensor[] {
   if (records.length === 0) {
     throw badRequest(`${field} is an empty batch: send at least one record`);
   }
-  const columns = model.featureNames ?? Object.keys(records[0]);
-  const rows = records.map((record, i) =>
-    columns.map((column) => {
-      if (!(column in record)) {
+  const expected = columnNames(model);
+  const columns = expected ?? Object.keys(records[0]);
+  const known = new Set(columns);
+  const needs = expected
+    ? `model "${model.name}" takes the columns ${listNames(columns)}`
+    : `every record needs the columns of ${field}[0]`;
+  const values: unknown[] = [];
+  records.forEach((record, i) => {
+    const unknown = Object.keys(record).find((key) => !known.has(key));
+    if (unknown !== undefined) {
+      throw badRequest(`${field}[${i}] has the unknown column ${quote(unknown)}; ${needs}`);
+    }
+    for (const column of columns) {
+      // Own keys only: a record without "constructor" must not read Object's.
+      if (!Object.hasOwn(record, column)) {
+        throw badRequest(`${field}[${i}] lacks the column ${quote(column)}; ${needs}`);
+      }
+      values.push(record[column]);
+    }
+  });
+  const width = columns.length;
+  const at = (index: number) =>
+    `${field}[${Math.floor(index / width)}][${quote(columns[index % width])}]`;
+  return decodeTable(
+    model,
+    { shape: [records.length, width], values, at, named: true },
+    undefined,
+    field,
+    options,
+  );
+}
+
+const inputList = (model: Model): string => listNames(model.inputs.map((spec) => spec.name));
+
+/** Objects keyed by input name, one per row (TensorFlow Serving's row format). */
+function decodeByInput(
+  model: Model,
+  instances: readonly Record<string, unknown>[],
+  field: string,
+  options: DecodeOptions,
+): Tensor[] {
+  const names = new Set(model.inputs.map((spec) => spec.name));
+  instances.forEach((instance, i) => {
+    const unknown = Object.keys(instance).find((key) => !names.has(key));
+    if (unknown !== undefined) {
+      throw badRequest(
+        `${field}[${i}] has the unknown key ${quote(unknown)}; objects in ${field} are keyed by the model's inputs ${inputList(model)}`,
+      );
+    }
+  });
+  return model.inputs.map((spec) => {
+    const stacked = instances.map((instance, i) => {
+      if (!Object.hasOwn(instance, spec.name)) {
         throw badRequest(
-          `${field}[${i}] lacks the column "${column}"; every record needs ${quoted(columns)}`,
+          `${field}[${i}] lacks the input "${spec.name}"; objects in ${field} are keyed by the model's inputs ${inputList(model)}`,
         );
       }
-      return record[column];
-    }),
-  );
-  return decodeTable(model, undefined, rows, field, options);
+      return instance[spec.name];
+    });
+    const name = `${field}[].${spec.name}`;
+    return toTensor(spec, flattenNested(stacked, name, spec), name, options);
+  });
 }
 
 /**
- * `instances`: a list of rows for a one-input model, or of objects keyed by input name (TF
- * Serving's row format), or, for a model with feature names, of records keyed by column.
+ * `instances`: rows of the model's columns, or records keyed by column, or objects keyed by input
+ * name (TensorFlow Serving's row format).
  */
 export function decodeInstances(
   model: Model,
@@ -99,29 +107,61 @@ export function decodeInstances(
   options: DecodeOptions,
 ): Tensor[] {
   if (instances.length > 0 && instances.every(isRecord)) {
-    const keys = Object.keys(instances[0]);
-    if (model.featureNames && keys.some((key) => model.featureNames?.includes(key))) {
-      return [decodeRecords(model, instances, field, options)];
-    }
-    return model.inputs.map((spec) => {
-      const stacked = instances.map((instance, i) => {
-        if (!(spec.name in instance)) {
-          throw badRequest(
-            `${field}[${i}] lacks the input "${spec.name}"; objects in ${field} are keyed by the model's inputs ${quoted(model.inputs.map((input) => input.name))}`,
-          );
-        }
-        return instance[spec.name];
-      });
-      const name = `${field}[].${spec.name}`;
-      return toTensor(spec, flattenNested(stacked, name, spec), name, options);
-    });
+    return keyedByColumn(model, Object.keys(instances[0]))
+      ? decodeRecords(model, instances, field, options)
+      : decodeByInput(model, instances, field, options);
   }
-  return [decodeSingleInput(model, instances, field, options)];
+  return decodeRows(model, instances, undefined, field, options);
+}
+
+/** `{"column": [values, one per row]}` as rows of the model's columns. */
+function decodeColumns(
+  model: Model,
+  columns: readonly string[],
+  inputs: Record<string, unknown>,
+  field: string,
+  options: DecodeOptions,
+): Tensor[] {
+  const unknown = Object.keys(inputs).find((key) => !columns.includes(key));
+  if (unknown !== undefined) {
+    throw badRequest(
+      `${field} has the unknown column ${quote(unknown)}; model "${model.name}" takes the columns ${listNames(columns)}`,
+    );
+  }
+  const lists = columns.map((name) => {
+    const list = Object.hasOwn(inputs, name) ? inputs[name] : undefined;
+    if (!Array.isArray(list)) {
+      throw badRequest(
+        `${field}.${name} must be the list of that column's values, one per row; model "${model.name}" takes the columns ${listNames(columns)}`,
+      );
+    }
+    return list as unknown[];
+  });
+  const count = lists[0].length;
+  lists.forEach((list, c) => {
+    if (list.length !== count) {
+      throw badRequest(
+        `${field}.${columns[c]} has ${list.length} values, but ${field}.${columns[0]} has ${count}; columns need one value per row`,
+      );
+    }
+  });
+  const width = columns.length;
+  const values = new Array<unknown>(count * width);
+  for (let r = 0; r < count; r++)
+    for (let c = 0; c < width; c++) values[r * width + c] = lists[c][r];
+  const at = (index: number) => `${field}.${columns[index % width]}[${Math.floor(index / width)}]`;
+  return decodeTable(
+    model,
+    { shape: [count, width], values, at, named: true },
+    undefined,
+    field,
+    options,
+  );
 }
 
 /**
- * `inputs` (TF Serving's columnar format): the one input's rows, or an object with each input's
- * values by name, or, for a model with feature names, each column's values by column name.
+ * `inputs` (TensorFlow Serving's columnar format): rows of the model's columns, or each column's
+ * values by column name, or each input's values by input name.
  */
 export function decodeColumnar(
   model: Model,
@@ -129,32 +169,22 @@ export function decodeColumnar(
   field: string,
   options: DecodeOptions,
 ): Tensor[] {
-  if (!isRecord(inputs)) return [decodeSingleInput(model, inputs, field, options)];
-  const keys = Object.keys(inputs);
-  const features = model.featureNames;
-  if (features && keys.some((key) => features.includes(key))) {
-    const columns = features.map((name) => {
-      const column = inputs[name];
-      if (!Array.isArray(column)) {
-        throw badRequest(`${field}.${name} must be the list of that column's values, one per row`);
-      }
-      return column;
-    });
-    const count = columns[0].length;
-    columns.forEach((column, c) => {
-      if (column.length !== count) {
-        throw badRequest(
-          `${field}.${features[c]} has ${column.length} values, but ${field}.${features[0]} has ${count}; columns need one value per row`,
-        );
-      }
-    });
-    const rows = Array.from({ length: count }, (_, r) => columns.map((column) => column[r]));
-    return [decodeTable(model, undefined, rows, field, options)];
+  if (!isRecord(inputs)) return decodeRows(model, inputs, undefined, field, options);
+  const columns = columnNames(model);
+  if (columns && keyedByColumn(model, Object.keys(inputs))) {
+    return decodeColumns(model, columns, inputs, field, options);
+  }
+  const names = new Set(model.inputs.map((spec) => spec.name));
+  const unknown = Object.keys(inputs).find((key) => !names.has(key));
+  if (unknown !== undefined) {
+    throw badRequest(
+      `${field} has the unknown key ${quote(unknown)}; its keys must be the model's inputs ${inputList(model)}`,
+    );
   }
   return model.inputs.map((spec) => {
-    if (!(spec.name in inputs)) {
+    if (!Object.hasOwn(inputs, spec.name)) {
       throw badRequest(
-        `${field} lacks the input "${spec.name}"; its keys must be the model's inputs ${quoted(model.inputs.map((input) => input.name))}`,
+        `${field} lacks the input "${spec.name}"; its keys must be the model's inputs ${inputList(model)}`,
       );
     }
     const name = `${field}.${spec.name}`;

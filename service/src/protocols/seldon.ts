@@ -4,15 +4,10 @@ import { badRequest } from "../http/errors";
 import type { Protocol } from "../http/protocol";
 import type { Model, Tensor } from "../model/model";
 import { jsonRequestBody, jsonResponse, parseJsonBody, shapeSchema } from "./request-body";
-import {
-  encodeFlat,
-  encodeNested,
-  flattenNested,
-  onlyInput,
-  predictPrimary,
-  shapedValues,
-  toTensor,
-} from "./tensor-codec";
+import { namesSchema, narrow, rowSchema } from "./model-schema";
+import { predictPrimary } from "./prediction";
+import { decodeRows, decodeTable } from "./table";
+import { encodeFlat, encodeNested, MAX_RANK, shapedValues } from "./tensor-codec";
 
 const EXAMPLE = '{"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}';
 
@@ -39,10 +34,28 @@ const SeldonData = z
   })
   .describe("Exactly one of ndarray or tensor.");
 
+/** Whether `value` nests arrays or objects more than `limit` deep; iterative, so any depth is safe. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (node === null || typeof node !== "object") continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 const SeldonMeta = z
   .object({
-    puid: z.string().optional(),
-    tags: z.record(z.string(), z.unknown()).optional(),
+    puid: z.string({ error: "meta.puid must be a string" }).optional(),
+    // Tags are echoed in the answer, so they must be printable: not nested without end.
+    tags: z
+      .record(z.string(), z.unknown(), { error: "meta.tags must be an object" })
+      .refine((tags) => !nestedDeeperThan(tags, MAX_RANK), {
+        error: `meta.tags is nested more than ${MAX_RANK} levels deep; send flat tags`,
+      })
+      .optional(),
   })
   .loose();
 
@@ -113,9 +126,6 @@ function outputNames(model: Model, output: Tensor): string[] {
   return Array.from({ length: columns }, (_, i) => `t:${i}`);
 }
 
-const ADVICE =
-  "Seldon v1 carries one tensor; use the Open Inference Protocol v2 to send each input by name";
-
 /** Seldon Core v1's microservice API: a SeldonMessage in, a SeldonMessage out. */
 export const seldon: Protocol = {
   name: "seldon",
@@ -130,21 +140,21 @@ export const seldon: Protocol = {
       if ((data.ndarray === undefined) === (data.tensor === undefined)) {
         throw badRequest(`data must hold exactly one of ndarray or tensor, e.g. ${EXAMPLE}`);
       }
-      const spec = onlyInput(model, ADVICE);
       const field = data.ndarray ? "data.ndarray" : "data.tensor.values";
-      const values = data.tensor
-        ? shapedValues(data.tensor.shape, data.tensor.values, field, "data.tensor.shape")
-        : flattenNested(data.ndarray, field, spec);
-      const input = toTensor(spec, values, field, { maxBatchSize });
-      if (data.names && input.shape.length >= 2) {
-        const columns = input.shape[input.shape.length - 1];
-        if (data.names.length !== columns) {
-          throw badRequest(
-            `data.names has ${data.names.length} names, but each row of ${field} has ${columns} values`,
-          );
-        }
-      }
-      const output = await predictPrimary(model, [input]);
+      const options = { maxBatchSize };
+      // Names pick the model's columns by name, in any order (Seldon's Python wrapper hands them
+      // to the model beside the rows; here they reorder the rows' values).
+      const inputs = data.tensor
+        ? decodeTable(
+            model,
+            shapedValues(data.tensor.shape, data.tensor.values, field, "data.tensor.shape"),
+            data.names,
+            field,
+            options,
+            "data.names",
+          )
+        : decodeRows(model, data.ndarray, data.names, field, options, "data.names");
+      const output = await predictPrimary(model, inputs, field);
       const names = outputNames(model, output);
       const encoded = data.tensor
         ? { names, tensor: { shape: output.shape, values: encodeFlat(output) } }
@@ -172,23 +182,30 @@ export const seldon: Protocol = {
       status: "FAILURE",
     },
   }),
-  openapi: Object.fromEntries(
-    ["/api/v1.0/predictions", "/predict"].map((path) => [
-      path,
-      {
-        post: {
-          summary:
-            "Seldon Core v1 prediction: data.ndarray or data.tensor in, the same encoding out.",
-          requestBody: jsonRequestBody(SeldonMessage),
-          responses: {
-            "200": jsonResponse(
-              "The model's primary output with its column names.",
-              SeldonResponse,
+  openapi: (model) =>
+    Object.fromEntries(
+      ["/api/v1.0/predictions", "/predict"].map((path) => [
+        path,
+        {
+          post: {
+            summary:
+              "Seldon Core v1 prediction: data.ndarray or data.tensor in, the same encoding out.",
+            requestBody: jsonRequestBody(SeldonMessage, (json) =>
+              narrow(
+                narrow(json, ["data", "ndarray"], { items: rowSchema(model) }),
+                ["data", "names"],
+                namesSchema(model),
+              ),
             ),
-            "4XX": jsonResponse("A client error as a Seldon status.", SeldonStatus),
+            responses: {
+              "200": jsonResponse(
+                "The model's primary output with its column names.",
+                SeldonResponse,
+              ),
+              "4XX": jsonResponse("A client error as a Seldon status.", SeldonStatus),
+            },
           },
         },
-      },
-    ]),
-  ),
+      ]),
+    ),
 };

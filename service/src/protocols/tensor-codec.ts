@@ -1,26 +1,24 @@
-import { badRequest, ApiError } from "../http/errors";
-import type { DataType, Model, Tensor, TensorData, TensorSpec } from "../model/model";
+import { ApiError, badRequest } from "../http/errors";
+import type { DataType, Tensor, TensorData, TensorSpec } from "../model/model";
+import { convertElement, fromText, inferDataType, isNumberText } from "./elements";
 
 /**
  * Turns JSON values into the model's tensors and back. Every check a protocol needs on tensor
- * contents lives here, so all protocols reject the same mistakes with the same words.
+ * contents lives here (and in `elements.ts`), so all protocols reject the same mistakes with the
+ * same words.
  */
 
 /** Deeper nesting is a malformed request, and walking it recursively could exhaust the stack. */
-const MAX_RANK = 32;
-const FP32_MAX = 3.4028234663852886e38;
-const FP16_MAX = 65504;
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-const UINT64_MAX = 2n ** 64n - 1n;
-const DIGITS = /^-?\d+$/;
+export const MAX_RANK = 32;
 
-/** The elements of nested JSON arrays in row-major order, with the arrays' dimensions. */
+/** The elements of a tensor-to-be in row-major order, with its dimensions. */
 export interface NestedValues {
-  readonly shape: number[];
-  readonly values: unknown[];
-  /** The values arrived flat, so messages point at `data[6]` rather than `data[1][2]`. */
-  readonly flat?: boolean;
+  readonly shape: readonly number[];
+  readonly values: readonly unknown[];
+  /** Where element `index` was in the request, for messages: `X[1][2]`, `data[6]`. */
+  readonly at: (index: number) => string;
+  /** `at` already names each element's column (records, columns by name). */
+  readonly named?: boolean;
 }
 
 /** How limits and the model's declaration constrain one decoded tensor. */
@@ -29,6 +27,8 @@ export interface DecodeOptions {
   readonly maxBatchSize: number;
   /** Element type the client declared (v2); otherwise taken from the spec or the values. */
   readonly datatype?: DataType;
+  /** The values are text (CSV cells): numbers and booleans are read from it. */
+  readonly text?: boolean;
 }
 
 /** Formats a shape as the specs print it: `[-1, 4]`. */
@@ -36,10 +36,22 @@ export function formatShape(shape: readonly (number | null)[] | null): string {
   return shape === null ? "of any shape" : `[${shape.join(", ")}]`;
 }
 
-/** `the model's input "input" has shape [-1, 4]` — the hint appended to shape errors. */
-function specHint(spec: TensorSpec): string {
+/** `the model's input "input" takes FP32 values of shape [-1, 4]` — appended to shape errors. */
+export function specHint(spec: TensorSpec): string {
   const type = spec.datatype === null ? "" : ` ${spec.datatype}`;
   return `the model's input "${spec.name}" takes${type} values of shape ${formatShape(spec.shape)}`;
+}
+
+/** The path of flat element `index` in nested arrays of `shape`, e.g. `X[1][2]`. */
+function nestedPath(field: string, shape: readonly number[], index: number): string {
+  if (shape.length <= 1) return `${field}[${index}]`;
+  const parts: number[] = [];
+  let rest = index;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    parts.unshift(rest % shape[d]);
+    rest = Math.floor(rest / shape[d]);
+  }
+  return field + parts.map((p) => `[${p}]`).join("");
 }
 
 /**
@@ -82,7 +94,7 @@ export function flattenNested(value: unknown, field: string, spec?: TensorSpec):
     }
   };
   walk(value, 0, field);
-  return { shape, values };
+  return { shape, values, at: (index) => nestedPath(field, shape, index) };
 }
 
 /**
@@ -110,55 +122,90 @@ export function shapedValues(
       `${field} has ${data.length} values, but ${shapeField} ${formatShape(shape)} needs ${needed}`,
     );
   }
-  return { shape: [...shape], values: data, flat: true };
+  return { shape: [...shape], values: data, at: (index) => `${field}[${index}]` };
 }
 
-/** The path of the flat element `index` in a tensor of `shape`, e.g. `X[1][2]`. */
-function elementPath(
+/** Checks `shape` against the spec's rank and fixed dimensions. */
+function checkShape(spec: TensorSpec, shape: readonly number[], field: string): void {
+  if (spec.shape === null) return;
+  const hint = specHint(spec);
+  if (shape.length !== spec.shape.length) {
+    const fix =
+      spec.shape.length === shape.length + 1 && shape.length >= 1
+        ? spec.shape[spec.shape.length - 1] === 1
+          ? `; send shape ${formatShape([...shape, 1])}`
+          : `; for one row send [${"[".repeat(shape.length)}...${"]".repeat(shape.length)}]`
+        : "";
+    throw badRequest(
+      `${field} has ${shape.length} dimension${shape.length === 1 ? "" : "s"} (shape ${formatShape(shape)}), expected ${spec.shape.length} (${hint})${fix}`,
+    );
+  }
+  spec.shape.forEach((dim, d) => {
+    if (dim >= 0 && shape[d] !== dim) {
+      const what =
+        d === shape.length - 1 && d > 0
+          ? `each row of ${field} has ${shape[d]} values, expected ${dim}`
+          : `dimension ${d} of ${field} is ${shape[d]}, expected ${dim}`;
+      throw badRequest(`${what} (${hint})`);
+    }
+  });
+}
+
+/** The element type to decode into: the model's, else the client's, else the first value's. */
+function targetType(
+  spec: TensorSpec,
+  { values, at }: NestedValues,
   field: string,
-  shape: readonly number[],
-  index: number,
-  nested: boolean,
-): string {
-  if (!nested || shape.length <= 1) return `${field}[${index}]`;
-  const parts: number[] = [];
-  let rest = index;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    parts.unshift(rest % shape[d]);
-    rest = Math.floor(rest / shape[d]);
+  options: DecodeOptions,
+): DataType {
+  if (spec.datatype !== null) {
+    if (options.datatype !== undefined && options.datatype !== spec.datatype) {
+      throw badRequest(`${field} has datatype ${options.datatype}, but ${specHint(spec)}`);
+    }
+    return spec.datatype;
   }
-  return field + parts.map((p) => `[${p}]`).join("");
+  if (options.datatype) return options.datatype;
+  const first = values[0];
+  if (options.text && typeof first === "string") return isNumberText(first) ? "FP64" : "BYTES";
+  return inferDataType(first, at(0));
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "string") {
-    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
-    return `the string ${JSON.stringify(shown)}`;
+/**
+ * Checks decoded values against the model's input `spec` and the batch limit, and converts them to
+ * the spec's element type. `field` names the values in messages.
+ */
+export function toTensor(
+  spec: TensorSpec,
+  table: NestedValues,
+  field: string,
+  options: DecodeOptions,
+): Tensor {
+  const { shape, values, at } = table;
+  if (values.length === 0) {
+    throw badRequest(
+      shape[0] === 0
+        ? `${field} is an empty batch: send at least one row (${specHint(spec)})`
+        : `${field} has no values (shape ${formatShape(shape)}); send at least one value per row (${specHint(spec)})`,
+    );
   }
-  if (typeof value === "object") return "an object";
-  return String(value);
+  checkShape(spec, shape, field);
+  if (shape.length >= 1 && shape[0] > options.maxBatchSize) {
+    throw new ApiError(
+      413,
+      `${field} has ${shape[0]} rows, over this server's limit of ${options.maxBatchSize} rows per request; split the batch`,
+    );
+  }
+  const datatype = targetType(spec, table, field, options);
+  const data = allocate(datatype, values.length);
+  for (let i = 0; i < values.length; i++) {
+    const value =
+      options.text && typeof values[i] === "string"
+        ? fromText(values[i] as string, datatype)
+        : values[i];
+    data[i] = convertElement(value, datatype, () => at(i));
+  }
+  return { name: spec.name, datatype, shape: [...shape], data: data as TensorData };
 }
-
-/** Element types that a JSON value without a declared type is taken as. */
-function inferDataType(first: unknown, field: string): DataType {
-  if (typeof first === "number") return "FP64";
-  if (typeof first === "boolean") return "BOOL";
-  if (typeof first === "string") return "BYTES";
-  throw badRequest(
-    `${field}[0] is ${describe(first)}; values must be numbers, booleans or strings`,
-  );
-}
-
-const INTEGER_RANGES: Partial<Record<DataType, readonly [number, number]>> = {
-  INT8: [-128, 127],
-  INT16: [-32768, 32767],
-  INT32: [-2147483648, 2147483647],
-  UINT8: [0, 255],
-  UINT16: [0, 65535],
-  UINT32: [0, 4294967295],
-};
 
 /** A freshly allocated tensor buffer, written element by element before it is frozen as data. */
 type WritableData = { [index: number]: unknown; readonly length: number };
@@ -196,153 +243,10 @@ function allocate(datatype: DataType, length: number): WritableData {
 }
 
 /**
- * Converts one JSON element to `datatype`, or explains why it cannot be. Returns the converted
- * value; `where` names the element for the message.
- */
-function convertElement(value: unknown, datatype: DataType, where: () => string): unknown {
-  const refuse = (expected: string): never => {
-    const nanHint =
-      typeof value === "string" && /^[+-]?(nan|inf(inity)?)$/i.test(value.trim())
-        ? "; JSON has no NaN or Infinity, and they cannot be scored"
-        : "";
-    throw badRequest(`${where()} is ${describe(value)}, expected ${expected}${nanHint}`);
-  };
-  switch (datatype) {
-    case "BOOL":
-      return typeof value === "boolean" ? value : refuse("true or false (BOOL)");
-    case "BYTES":
-      return typeof value === "string" ? value : refuse("a string (BYTES)");
-    case "INT64":
-    case "UINT64": {
-      let big: bigint;
-      if (typeof value === "number" && Number.isSafeInteger(value)) big = BigInt(value);
-      else if (typeof value === "string" && DIGITS.test(value)) big = BigInt(value);
-      else if (typeof value === "number" && Number.isInteger(value)) {
-        return refuse(
-          `an integer (${datatype}); integers beyond ±2^53 must be sent as strings of digits`,
-        );
-      } else return refuse(`an integer (${datatype})`);
-      const [min, max] = datatype === "INT64" ? [INT64_MIN, INT64_MAX] : [0n, UINT64_MAX];
-      if (big < min || big > max) return refuse(`an integer in the range of ${datatype}`);
-      return big;
-    }
-  }
-  if (typeof value !== "number") return refuse(`a number (${datatype})`);
-  if (!Number.isFinite(value)) return refuse(`a finite number (${datatype})`);
-  const range = INTEGER_RANGES[datatype];
-  if (range) {
-    if (!Number.isInteger(value)) return refuse(`an integer (${datatype})`);
-    if (value < range[0] || value > range[1]) {
-      return refuse(`an integer from ${range[0]} to ${range[1]} (${datatype})`);
-    }
-    return value;
-  }
-  if (datatype === "FP32" && Math.abs(value) > FP32_MAX)
-    return refuse("a number within FP32's range");
-  if (datatype === "FP16" && Math.abs(value) > FP16_MAX)
-    return refuse("a number within FP16's range");
-  return value;
-}
-
-/**
- * Checks decoded values against the model's input `spec` and the batch limit, and converts them to
- * the spec's element type. `field` names the values in messages.
- */
-export function toTensor(
-  spec: TensorSpec,
-  { shape, values, flat }: NestedValues,
-  field: string,
-  options: DecodeOptions,
-): Tensor {
-  const hint = specHint(spec);
-  if (values.length === 0) {
-    throw badRequest(
-      shape[0] === 0
-        ? `${field} is an empty batch: send at least one row (${hint})`
-        : `${field} has no values (shape ${formatShape(shape)}); send at least one value per row (${hint})`,
-    );
-  }
-  if (spec.shape !== null) {
-    if (shape.length !== spec.shape.length) {
-      const oneRow =
-        spec.shape.length === shape.length + 1 && shape.length >= 1
-          ? `; for one row send [${"[".repeat(shape.length)}...${"]".repeat(shape.length)}]`
-          : "";
-      throw badRequest(
-        `${field} has ${shape.length} dimension${shape.length === 1 ? "" : "s"} (shape ${formatShape(shape)}), expected ${spec.shape.length} (${hint})${oneRow}`,
-      );
-    }
-    spec.shape.forEach((dim, d) => {
-      if (dim >= 0 && shape[d] !== dim) {
-        const what =
-          d === shape.length - 1 && d > 0
-            ? `each row of ${field} has ${shape[d]} values, expected ${dim}`
-            : `dimension ${d} of ${field} is ${shape[d]}, expected ${dim}`;
-        throw badRequest(`${what} (${hint})`);
-      }
-    });
-  }
-  if (shape.length >= 1 && shape[0] > options.maxBatchSize) {
-    throw new ApiError(
-      413,
-      `${field} has ${shape[0]} rows, over this server's limit of ${options.maxBatchSize} rows per request; split the batch`,
-    );
-  }
-  if (
-    spec.datatype !== null &&
-    options.datatype !== undefined &&
-    options.datatype !== spec.datatype
-  ) {
-    throw badRequest(`${field} has datatype ${options.datatype}, but ${hint}`);
-  }
-  const datatype = spec.datatype ?? options.datatype ?? inferDataType(values[0], field);
-  const data = allocate(datatype, values.length);
-  for (let i = 0; i < values.length; i++) {
-    data[i] = convertElement(values[i], datatype, () => elementPath(field, shape, i, !flat));
-  }
-  return { name: spec.name, datatype, shape, data: data as TensorData };
-}
-
-/**
- * Decodes nested arrays for a model that takes one input, the case of every protocol that sends a
- * bare array (`/score`, Seldon v1, KServe v1, MLflow).
- */
-export function decodeSingleInput(
-  model: Model,
-  value: unknown,
-  field: string,
-  options: DecodeOptions,
-  advice = "use the Open Inference Protocol v2 (POST /v2/models/{name}/infer) to send each input by name",
-): Tensor {
-  const spec = onlyInput(model, advice);
-  return toTensor(spec, flattenNested(value, field, spec), field, options);
-}
-
-/** The model's one input; models with several need a protocol that names inputs. */
-export function onlyInput(model: Model, advice: string): TensorSpec {
-  if (model.inputs.length !== 1) {
-    const names = model.inputs.map((input) => `"${input.name}"`).join(", ");
-    throw badRequest(
-      `model "${model.name}" takes ${model.inputs.length} inputs (${names}); ${advice}`,
-    );
-  }
-  return model.inputs[0];
-}
-
-/** Runs the model and picks the output that single-answer protocols return. */
-export async function predictPrimary(model: Model, inputs: readonly Tensor[]): Promise<Tensor> {
-  const outputs = await model.predict(inputs);
-  const primary = outputs.find((output) => output.name === model.primaryOutput);
-  // A model that does not return what it declared is a server fault, not the client's.
-  if (!primary) throw new Error(`model returned no output named "${model.primaryOutput}"`);
-  return primary;
-}
-
-/**
  * Prints a float32 with the fewest digits that read back as the same float32, so 0.97 is sent as
  * 0.97 rather than 0.9700000286102295.
  */
-function shortestFloat32(value: number): number {
+export function shortestFloat32(value: number): number {
   if (!Number.isFinite(value) || Number.isSafeInteger(value)) return value;
   for (let digits = 6; digits < 9; digits++) {
     const candidate = Number(value.toPrecision(digits));

@@ -4,6 +4,9 @@ import { badRequest, notFound } from "../http/errors";
 import type { OpenApiPaths, Protocol } from "../http/protocol";
 import { DATA_TYPES, type Model, type Tensor, type TensorSpec } from "../model/model";
 import { SERVICE_VERSION } from "../version";
+import { narrowInputs } from "./model-schema";
+import { predictOutputs } from "./prediction";
+import { describeValue, quote } from "./quote";
 import { jsonRequestBody, jsonResponse, parseJsonBody, shapeSchema } from "./request-body";
 import { encodeFlat, formatShape, shapedValues, toTensor } from "./tensor-codec";
 
@@ -12,7 +15,7 @@ const Parameters = z
   .describe("Extra parameters; accepted and ignored.");
 
 const dataTypeError = (field: string) => (issue: { input: unknown }) =>
-  `${field} must be one of ${DATA_TYPES.join(", ")} (got ${JSON.stringify(issue.input) ?? "nothing"})`;
+  `${field} must be one of ${DATA_TYPES.join(", ")} (got ${typeof issue.input === "string" ? quote(issue.input) : describeValue(issue.input)})`;
 
 const RequestInput = z.object({
   name: z.string({ error: "inputs[].name must be the name of one of the model's inputs" }),
@@ -44,6 +47,7 @@ const InferenceRequest = z
         }),
         { error: 'outputs must be an array of {"name": ...} objects' },
       )
+      .min(1, { error: "outputs must name at least one output; leave it out for all outputs" })
       .optional()
       .describe("Which outputs to return; all when absent."),
   })
@@ -99,11 +103,13 @@ function describeSpecs(specs: readonly TensorSpec[]): string {
 function resolveModel(model: Model, req: Request): void {
   const { name, version } = req.params as { name: string; version?: string };
   if (name !== model.name) {
-    throw notFound(`model "${name}" is not served here; this server serves model "${model.name}"`);
+    throw notFound(
+      `model ${quote(name)} is not served here; this server serves model "${model.name}"`,
+    );
   }
   if (version !== undefined && version !== model.version) {
     throw notFound(
-      `model "${name}" has no version "${version}"; this server serves version "${model.version}"`,
+      `model "${name}" has no version ${quote(version)}; this server serves version "${model.version}"`,
     );
   }
 }
@@ -119,7 +125,7 @@ function decodeInputs(
     const spec = model.inputs.find((candidate) => candidate.name === input.name);
     if (!spec) {
       throw badRequest(
-        `${field}.name "${input.name}" is not an input of model "${model.name}"; it takes ${describeSpecs(model.inputs)}`,
+        `${field}.name ${quote(input.name)} is not an input of model "${model.name}"; it takes ${describeSpecs(model.inputs)}`,
       );
     }
     if (seen.has(input.name)) throw badRequest(`${field}.name "${input.name}" is sent twice`);
@@ -139,12 +145,12 @@ function decodeInputs(
 function requestedOutputs(
   model: Model,
   outputs: z.infer<typeof InferenceRequest>["outputs"],
-): string[] | undefined {
-  if (!outputs) return undefined;
+): string[] {
+  if (!outputs) return model.outputs.map((spec) => spec.name);
   return outputs.map(({ name }, i) => {
     if (!model.outputs.some((spec) => spec.name === name)) {
       throw badRequest(
-        `outputs[${i}].name "${name}" is not an output of model "${model.name}"; its outputs are ${model.outputs.map((spec) => `"${spec.name}"`).join(", ")}`,
+        `outputs[${i}].name ${quote(name)} is not an output of model "${model.name}"; its outputs are ${model.outputs.map((spec) => `"${spec.name}"`).join(", ")}`,
       );
     }
     return name;
@@ -189,34 +195,28 @@ export const v2: Protocol = {
         resolveModel(model, req);
         const body = parseJsonBody(req, InferenceRequest, "the inference request");
         const wanted = requestedOutputs(model, body.outputs);
-        const outputs = await model.predict(decodeInputs(model, body.inputs, maxBatchSize));
-        const chosen = wanted
-          ? wanted.map((name) => outputs.find((output) => output.name === name))
-          : outputs;
+        const inputs = decodeInputs(model, body.inputs, maxBatchSize);
+        const outputs = await predictOutputs(model, inputs, wanted, "inputs");
         res.json({
           model_name: model.name,
           model_version: model.version,
           ...(body.id !== undefined && { id: body.id }),
-          outputs: chosen.map((output) => {
-            // A model that omits a declared output is at fault, not the client.
-            if (!output) throw new Error(`model "${model.name}" did not return a requested output`);
-            return {
-              name: output.name,
-              datatype: output.datatype,
-              shape: output.shape,
-              data: encodeFlat(output),
-            };
-          }),
+          outputs: outputs.map((output) => ({
+            name: output.name,
+            datatype: output.datatype,
+            shape: output.shape,
+            data: encodeFlat(output),
+          })),
         });
       });
     }
     return router;
   },
   formatError: (error) => ({ error: error.message }),
-  openapi: buildOpenApi(),
+  openapi: buildOpenApi,
 };
 
-function buildOpenApi(): OpenApiPaths {
+function buildOpenApi(model: Model): OpenApiPaths {
   const error = jsonResponse("A client error that says what to fix.", ErrorResponse);
   const notFoundResponse = jsonResponse("No such model or version.", ErrorResponse);
   const readiness = {
@@ -266,7 +266,7 @@ function buildOpenApi(): OpenApiPaths {
       post: {
         summary: "Inference with typed tensors; `outputs` filters the answer.",
         parameters,
-        requestBody: jsonRequestBody(InferenceRequest),
+        requestBody: jsonRequestBody(InferenceRequest, (json) => narrowInputs(json, model)),
         responses: {
           "200": jsonResponse("The requested outputs.", InferenceResponse),
           "404": notFoundResponse,

@@ -71,8 +71,18 @@ describe("KServe v1 (TensorFlow Serving REST)", () => {
     [{ instances: "rows" }, 400, /instances must be a list of rows/],
     [{ instances: [] }, 400, /empty batch/],
     [{ instances: [[1, 2, 3, 4, 5]] }, 400, /each row of instances has 5 values, expected 4/],
-    [{ instances: [{ x: [1, 2, 3, 4] }] }, 400, /instances\[0\] lacks the input "input"/],
-    [{ inputs: { x: IRIS_ROWS } }, 400, /inputs lacks the input "input"/],
+    [
+      { instances: [{ x: [1, 2, 3, 4] }] },
+      400,
+      /instances\[0\] has the unknown key "x"; objects in instances are keyed by the model's inputs "input"/,
+    ],
+    [{ instances: [{}] }, 400, /instances\[0\] lacks the input "input"/],
+    [
+      { inputs: { x: IRIS_ROWS } },
+      400,
+      /inputs has the unknown key "x"; its keys must be the model's inputs "input"/,
+    ],
+    [{ inputs: {} }, 400, /inputs lacks the input "input"/],
     [{ instances: [[1, 2, 3, null]] }, 400, /instances\[0\]\[3\] is null, expected a number/],
     [
       { instances: Array.from({ length: MAX_BATCH_SIZE + 1 }, () => IRIS_ROWS[0]) },

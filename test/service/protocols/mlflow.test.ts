@@ -143,11 +143,11 @@ describe("MLflow scoring server", () => {
     [{ dataframe_split: { columns: FEATURES } }, /dataframe_split.data must be a list of rows/],
     [
       { dataframe_split: { columns: ["a", "b", "c", "d"], data: IRIS_ROWS } },
-      /columns lack "sepal_length".*takes the columns/,
+      /dataframe_split.columns has the unknown columns "a", "b", "c", "d" and lacks "sepal_length", .*; model "iris" takes the columns "sepal_length", "sepal_width", "petal_length", "petal_width"$/,
     ],
     [
       { dataframe_split: { columns: FEATURES.slice(0, 3), data: IRIS_ROWS } },
-      /rows have 4 values, but 3 columns are named/,
+      /dataframe_split.columns has 3 names, but each row of dataframe_split.data has 4 values/,
     ],
     [
       { dataframe_records: [records[0], { sepal_length: 1 }] },

@@ -2,7 +2,19 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import fc from "fast-check";
 import { DATA_TYPES, type Model } from "../../../service/src/model/model";
+import { loadModel } from "../../../service/src/model/load";
+import { sklearnModelPath } from "../../fixtures/sklearn-models";
 import { IRIS_ROWS, appFor, identityModel, irisModel } from "./support";
+
+/** skl2onnx's DataFrame pipeline: four inputs, one column each, of three element types. */
+const churnModel = () =>
+  loadModel({
+    uri: sklearnModelPath("churn_pipeline"),
+    name: "churn",
+    version: "1",
+    maxBytes: 1e7,
+  });
+const CHURN_COLUMNS = ["tenure_months", "monthly_charges", "contract", "support_calls"] as const;
 
 /** Every POST route, for a model named `name` at version 1. */
 const postRoutes = (name: string): string[] => [
@@ -51,7 +63,7 @@ const rows = fc.oneof(
 );
 const v2Input = fc.record(
   {
-    name: fc.constantFrom("input", "x", ""),
+    name: fc.constantFrom("input", "x", "", ...CHURN_COLUMNS),
     shape: fc.array(fc.integer({ min: -2, max: 5 }), { maxLength: 4 }),
     datatype: fc.constantFrom(...DATA_TYPES, "FLOAT", 3),
     data: rows,
@@ -84,7 +96,10 @@ const nearlyValid = fc.oneof(
   fc.record({
     inputs: fc.oneof(
       rows,
-      fc.dictionary(fc.constantFrom("input", "sepal_length", "petal_width", "x"), rows),
+      fc.dictionary(
+        fc.constantFrom("input", "sepal_length", "petal_width", "x", ...CHURN_COLUMNS),
+        rows,
+      ),
     ),
   }),
   fc.record({
@@ -96,7 +111,14 @@ const nearlyValid = fc.oneof(
   fc.record({
     dataframe_records: fc.array(
       fc.dictionary(
-        fc.constantFrom("sepal_length", "sepal_width", "petal_length", "petal_width", "a"),
+        fc.constantFrom(
+          "sepal_length",
+          "sepal_width",
+          "petal_length",
+          "petal_width",
+          "a",
+          ...CHURN_COLUMNS,
+        ),
         element,
       ),
     ),
@@ -133,9 +155,10 @@ const matchedRequest = (name: string) =>
   );
 
 describe.each([
-  ["the iris classifier", irisModel],
-  ["the identity model", async () => identityModel()],
-])("random requests to every POST route of %s", (_label, load) => {
+  ["the iris classifier", irisModel, IRIS_ROWS],
+  ["the identity model", async () => identityModel(), IRIS_ROWS],
+  ["a DataFrame pipeline of mixed-type columns", churnModel, [[12, 70.25, "two-year", 3]]],
+])("random requests to every POST route of %s", (_label, load, validRows) => {
   let model: Model;
   let server: Server;
   let base: string;
@@ -226,7 +249,7 @@ describe.each([
 
   it("keeps serving afterwards", async () => {
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
-    const res = await post("/score", JSON.stringify({ X: IRIS_ROWS }), "application/json");
+    const res = await post("/score", JSON.stringify({ X: validRows }), "application/json");
     expect(res.status).toBe(200);
   });
 });

@@ -2,6 +2,8 @@ import request from "supertest";
 import type { Model } from "../../../service/src/model/model";
 import { IRIS_ROWS, appFor, argmax, identityModel, irisModel } from "./support";
 
+const FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+
 describe("Seldon v1 predictions", () => {
   let iris: Model;
   beforeAll(async () => {
@@ -14,7 +16,7 @@ describe("Seldon v1 predictions", () => {
     async (path) => {
       const res = await request(appFor(iris))
         .post(path)
-        .send({ data: { names: ["a", "b", "c", "d"], ndarray: IRIS_ROWS } });
+        .send({ data: { names: FEATURES, ndarray: IRIS_ROWS } });
       expect(res.status).toBe(200);
       expect(res.body.data.names).toEqual(["setosa", "versicolor", "virginica"]);
       expect((res.body.data.ndarray as number[][]).map(argmax)).toEqual([0, 1, 2]);
