@@ -1,4 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+import { mebibytes, MIB, modelLoadPeakBytes } from "./app/model-budget";
+import { blockedHostReason, carriesCredentials, redactUri } from "./app/model-store";
+import { ipv4, ipv4Cidr } from "./ipv4";
 
 /** The project name from Pulumi.yaml; project config keys are namespaced with it. */
 export const PROJECT = "mlscore";
@@ -20,10 +24,17 @@ export const CONFIG_KEYS = [
   "memoryLimit",
   "modelUri",
   "modelName",
+  "modelVersion",
+  "modelSha256",
+  "modelMaxSize",
   "istioEnabled",
   "istioVersion",
   "metallbVersion",
   "metallbAddressRange",
+  "metricsServerVersion",
+  "loadBalancerSourceRanges",
+  "tlsSecretName",
+  "monitoringNamespace",
   "kindClusterName",
   "gcpProject",
   "gcpRegion",
@@ -56,12 +67,29 @@ export interface AppSettings {
   readonly modelUri?: string;
   /** Undefined: the service names the model after its file. */
   readonly modelName?: string;
+  /** Undefined: the service reports version 1. */
+  readonly modelVersion?: string;
+  /** Lowercase hex SHA-256 the model's bytes must have; undefined: not verified. */
+  readonly modelSha256?: string;
+  /** Largest model the pods accept (the service's MODEL_MAX_BYTES). */
+  readonly modelMaxBytes: number;
+  /**
+   * Whether modelUri must stay secret: it was set with `--secret`, or it carries a query string
+   * or user info (a presigned URL's signature, a password).
+   */
+  readonly modelUriSecret: boolean;
+  /** IPv4 CIDRs the load balancer admits; empty: any source. */
+  readonly loadBalancerSourceRanges: readonly string[];
+  /** Namespace of the Prometheus that scrapes the pods; undefined: none is admitted. */
+  readonly monitoringNamespace?: string;
 }
 
 /** Istio, installed from its Helm charts when enabled. */
 export interface IstioSettings {
   readonly enabled: boolean;
   readonly version: string;
+  /** kubernetes.io/tls Secret in the gateway's namespace for HTTPS; undefined: HTTP only. */
+  readonly tlsSecretName?: string;
 }
 
 /** A local Kind cluster made by `npm run kind:up`, with MetalLB for LoadBalancer Services. */
@@ -71,6 +99,8 @@ export interface KindSettings {
   readonly metallbVersion: string;
   /** Undefined: derived from the `kind` Docker network's subnet. */
   readonly metallbAddressRange?: string;
+  /** Version of the metrics-server chart, which Kind lacks and the autoscalers need. */
+  readonly metricsServerVersion: string;
 }
 
 /** A GKE cluster the stack creates. */
@@ -114,6 +144,9 @@ const RESERVED_NAMESPACES = [
   "metallb-system",
 ];
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN =
+  /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const SHA256 = /^[0-9a-fA-F]{64}$/;
 const VERSION = /^\d+\.\d+\.\d+$/;
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const GCP_PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
@@ -220,15 +253,6 @@ function bytes(quantity: string): number {
   return match ? Number(match[1]) * MEMORY_UNITS[match[2] ?? ""] : NaN;
 }
 
-/** The four 8-bit parts of a dotted IPv4 address, or undefined when it is not one. */
-function ipv4(text: string): number | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
-    return undefined;
-  }
-  return parts.reduce((sum, p) => sum * 256 + Number(p), 0);
-}
-
 /** Whether `text` is a MetalLB address range: `first-last` (first <= last) or an IPv4 CIDR. */
 export function isAddressRange(text: string): boolean {
   const cidr = /^([^/]+)\/(\d{1,2})$/.exec(text);
@@ -255,7 +279,10 @@ function isModelUri(uri: string): boolean {
  * Validates raw config (namespaced keys, values as the CLI passes them: strings) into a
  * {@link StackConfig}. Throws one {@link ConfigError} listing every problem.
  */
-export function parseConfig(raw: RawConfig): StackConfig {
+export function parseConfig(
+  raw: RawConfig,
+  secretKeys: ReadonlySet<string> = new Set(),
+): StackConfig {
   const read = new ConfigReader(raw);
 
   const targetValue = raw[`${PROJECT}:target`];
@@ -300,7 +327,7 @@ export function parseConfig(raw: RawConfig): StackConfig {
   );
 
   const cpuWhat = "a CPU quantity such as 250m or 1";
-  const cpuRequest = read.text("cpuRequest", cpuWhat, CPU, "250m");
+  const cpuRequest = read.text("cpuRequest", cpuWhat, CPU, "1");
   const cpuLimit = read.text("cpuLimit", cpuWhat, CPU, "1");
   if (CPU.test(cpuRequest) && CPU.test(cpuLimit)) {
     read.ordered(
@@ -325,7 +352,16 @@ export function parseConfig(raw: RawConfig): StackConfig {
     read.fail(
       "modelUri",
       "must be empty (the built-in iris model), identity, an absolute path inside the image, " +
-        `an https:// URL or a gs://bucket/object (got "${modelUri}")`,
+        `an https:// URL or a gs://bucket/object (got "${redactUri(modelUri)}")`,
+      "gs://my-bucket/model.onnx",
+    );
+  }
+  const blockedHost = modelUri.startsWith("https://") ? blockedHostReason(modelUri) : undefined;
+  if (blockedHost !== undefined) {
+    read.fail(
+      "modelUri",
+      `cannot be fetched by the pods: ${blockedHost}, and their egress policy opens HTTPS to ` +
+        "public addresses only; serve the model from a public https:// host or a gs:// bucket",
       "gs://my-bucket/model.onnx",
     );
   }
@@ -337,12 +373,44 @@ export function parseConfig(raw: RawConfig): StackConfig {
     true,
   );
 
+  const modelVersion = read.text(
+    "modelVersion",
+    'empty or 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
+    MODEL_NAME,
+    "2",
+    true,
+  );
+  const modelSha256 = read.text(
+    "modelSha256",
+    "empty or the model file's SHA-256 as 64 hexadecimal characters",
+    SHA256,
+    "$(sha256sum model.onnx | cut -c1-64)",
+    true,
+  );
+  const modelMaxSize = read.text("modelMaxSize", memoryWhat, MEMORY, "128Mi");
+  const modelMaxBytes = bytes(modelMaxSize);
+  if (MEMORY.test(modelMaxSize) && modelMaxBytes < MIB) {
+    read.fail("modelMaxSize", `must be at least 1Mi (got "${modelMaxSize}")`, "128Mi");
+  }
+  if (MEMORY.test(modelMaxSize) && MEMORY.test(memoryLimit)) {
+    const peak = mebibytes(modelLoadPeakBytes(modelMaxBytes));
+    if (bytes(memoryLimit) < modelLoadPeakBytes(modelMaxBytes)) {
+      read.fail(
+        "memoryLimit",
+        `(${memoryLimit}) cannot hold a model of ${PROJECT}:modelMaxSize (${modelMaxSize}): ` +
+          `loading one peaks at about ${peak} (${mebibytes(modelLoadPeakBytes(0))} at rest ` +
+          "plus the model's share); lower modelMaxSize or raise the limit",
+        peak,
+      );
+    }
+  }
+
   const istioEnabled = read.boolean("istioEnabled", true);
   const istioVersion = read.text(
     "istioVersion",
-    "a release version such as 1.24.2",
+    "a release version such as 1.31.1",
     VERSION,
-    "1.24.2",
+    "1.31.1",
   );
   const metallbVersion = read.text(
     "metallbVersion",
@@ -360,6 +428,37 @@ export function parseConfig(raw: RawConfig): StackConfig {
       "172.18.255.200-172.18.255.250",
     );
   }
+  const metricsServerVersion = read.text(
+    "metricsServerVersion",
+    "a release version such as 3.13.1",
+    VERSION,
+    "3.13.1",
+  );
+  const rangesText = read.value("loadBalancerSourceRanges", "203.0.113.0/24") ?? "";
+  const loadBalancerSourceRanges = rangesText === "" ? [] : rangesText.split(",");
+  const badRange = loadBalancerSourceRanges.find((range) => ipv4Cidr(range) === undefined);
+  if (badRange !== undefined) {
+    read.fail(
+      "loadBalancerSourceRanges",
+      "must be empty (any source) or IPv4 CIDRs separated by commas, such as " +
+        `203.0.113.0/24,198.51.100.7/32 (got "${badRange}")`,
+      "203.0.113.0/24",
+    );
+  }
+  const tlsSecretName = read.text(
+    "tlsSecretName",
+    "empty or the name of a kubernetes.io/tls Secret (a lowercase DNS subdomain)",
+    DNS_SUBDOMAIN,
+    "mlscore-tls",
+    true,
+  );
+  const monitoringNamespace = read.text(
+    "monitoringNamespace",
+    "empty or a lowercase DNS label",
+    DNS_LABEL,
+    "gmp-system",
+    true,
+  );
   const kindClusterName = read.text(
     "kindClusterName",
     "a lowercase DNS label",
@@ -434,6 +533,29 @@ export function parseConfig(raw: RawConfig): StackConfig {
         `balancer replaces MetalLB); remove it with: pulumi config rm metallbAddressRange`,
     );
   }
+  if (tlsSecretName !== "" && !istioEnabled) {
+    read.problems.push(
+      `${PROJECT}:tlsSecretName needs ${PROJECT}:istioEnabled true: the gateway terminates TLS; ` +
+        `remove it with: pulumi config rm tlsSecretName`,
+    );
+  }
+  if (target === "kind" && modelUri.startsWith("gs://")) {
+    read.fail(
+      "modelUri",
+      "is a gs:// object, which a Kind cluster has no Google credentials to read; use an " +
+        "https:// URL (a signed URL, stored with --secret) or target gke",
+      "--secret https://storage.googleapis.com/my-bucket/model.onnx?X-Goog-Signature=...",
+    );
+  }
+  if (target === "gke") {
+    // The pods spread one per node until minReplicas nodes exist, and the autoscaler adds no more
+    // than maxNodes: more replicas than that would wait for a node forever.
+    read.ordered(
+      { key: "minReplicas", value: minReplicas },
+      { key: "maxNodes", value: maxNodes },
+      "maxNodes",
+    );
+  }
   if (target === "kind" && ownProject !== "") {
     read.problems.push(
       `${PROJECT}:gcpProject applies only when ${PROJECT}:target is gke; ` +
@@ -452,6 +574,7 @@ export function parseConfig(raw: RawConfig): StackConfig {
           clusterName: kindClusterName,
           metallbVersion,
           metallbAddressRange: metallbAddressRange || undefined,
+          metricsServerVersion,
         }
       : { target, project, region, zone, nodeCount, minNodes, maxNodes, machineType };
   return {
@@ -468,9 +591,32 @@ export function parseConfig(raw: RawConfig): StackConfig {
       memoryLimit,
       modelUri: modelUri || undefined,
       modelName: modelName || undefined,
+      modelVersion: modelVersion || undefined,
+      modelSha256: modelSha256.toLowerCase() || undefined,
+      modelMaxBytes,
+      modelUriSecret: secretKeys.has(`${PROJECT}:modelUri`) || carriesCredentials(modelUri),
+      loadBalancerSourceRanges,
+      monitoringNamespace: monitoringNamespace || undefined,
     },
-    istio: { enabled: istioEnabled, version: istioVersion },
+    istio: {
+      enabled: istioEnabled,
+      version: istioVersion,
+      tlsSecretName: tlsSecretName || undefined,
+    },
   };
+}
+
+/**
+ * Whether the engine holds a config key as a secret (`pulumi config set --secret`). The SDK marks
+ * this function internal and declares no type for it; the version is pinned and the infra tests
+ * prove it answers for a secret modelUri.
+ */
+function isConfigSecret(key: string): boolean {
+  const sdk = runtimeConfig as unknown as { isConfigSecret?: (key: string) => boolean };
+  if (typeof sdk.isConfigSecret !== "function") {
+    throw new Error("@pulumi/pulumi no longer has runtime isConfigSecret; update infra/config.ts");
+  }
+  return sdk.isConfigSecret(key);
 }
 
 /**
@@ -487,5 +633,5 @@ export function loadConfig(): StackConfig {
   for (const key of CONFIG_KEYS) {
     raw[`${PROJECT}:${key}`] = project.get(key);
   }
-  return parseConfig(raw);
+  return parseConfig(raw, new Set(Object.keys(raw).filter(isConfigSecret)));
 }

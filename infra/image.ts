@@ -87,9 +87,7 @@ export interface ServiceImageArgs {
   readonly repository: pulumi.Input<string>;
   /** Build context, read at program run to compute the tag; default {@link REPO_ROOT}. */
   readonly context?: string;
-  /** Git revision baked into the image's labels; default "unknown". */
-  readonly revision?: pulumi.Input<string>;
-  /** Target platform; default "linux/amd64". */
+  /** Target platform, `linux/<arch>` of the nodes that run it; default "linux/amd64". */
   readonly platform?: pulumi.Input<string>;
   /** Registry to log in to before pushing; default none (the Kind registry needs no login). */
   readonly registryServer?: pulumi.Input<string>;
@@ -129,7 +127,6 @@ export class ServiceImage extends pulumi.ComponentResource {
           context,
           dockerfile: path.join(context, DOCKERFILE),
           platform: args.platform ?? "linux/amd64",
-          args: { REVISION: args.revision ?? "unknown" },
         },
         registry:
           args.registryServer === undefined
@@ -157,9 +154,14 @@ export interface ArtifactRegistryArgs {
   readonly location: pulumi.Input<string>;
   /** Repository ID; default "mlscore". */
   readonly repositoryId?: pulumi.Input<string>;
+  /** IAM member that may pull images (the cluster's nodes); default none. */
+  readonly reader?: pulumi.Input<string>;
 }
 
-/** A Docker repository in Artifact Registry for the service's images, with its API enabled. */
+/**
+ * A Docker repository in Artifact Registry for the service's images, with its API enabled, that
+ * the given reader (the cluster's nodes) may pull from.
+ */
 export class ArtifactRegistry extends pulumi.ComponentResource {
   /** Registry host to log in to, `<location>-docker.pkg.dev`. */
   readonly server: pulumi.Output<string>;
@@ -195,6 +197,20 @@ export class ArtifactRegistry extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [api] },
     );
+
+    if (args.reader !== undefined) {
+      new gcp.artifactregistry.RepositoryIamMember(
+        `${name}-reader`,
+        {
+          project: repository.project,
+          location: repository.location,
+          repository: repository.repositoryId,
+          role: "roles/artifactregistry.reader",
+          member: args.reader,
+        },
+        { parent: this },
+      );
+    }
 
     this.server = pulumi.interpolate`${repository.location}-docker.pkg.dev`;
     this.repositoryUrl = pulumi.interpolate`${this.server}/${repository.project}/${repository.repositoryId}`;

@@ -1,6 +1,7 @@
 import * as gcp from "@pulumi/gcp";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { isRemoteModelUri } from "./app/model-store";
 import { SERVICE_ACCOUNT_NAME, ScoringApp } from "./app/scoring-app";
 import { GkeCluster } from "./cluster/gke";
 import { KIND_REGISTRY, KindCluster } from "./cluster/kind";
@@ -10,6 +11,7 @@ import { ArtifactRegistry, gitRevision, ServiceImage } from "./image";
 import { IngressRoute } from "./platform/ingress-route";
 import { Istio } from "./platform/istio";
 import { MetalLb } from "./platform/metallb";
+import { MetricsServer } from "./platform/metrics-server";
 
 /** Where service/Dockerfile puts the built-in iris model; the pods load it when modelUri is empty. */
 const BUILTIN_MODEL_PATH = "/app/models/iris.onnx";
@@ -22,33 +24,45 @@ interface Target {
   readonly kubeconfig?: pulumi.Output<string>;
   /** Add-ons a LoadBalancer Service needs first (MetalLB on Kind). */
   readonly loadBalancer: pulumi.Resource[];
+  /** What must exist before the pods start: grants to pull the image and read the model. */
+  readonly appPrerequisites: pulumi.Resource[];
   /** The Google identity the pods read a gs:// model with (GKE only); undefined when none. */
   readonly modelReader?: ModelReader;
+  /** Spread the pods over at least this many nodes as a rule; undefined: as a preference. */
+  readonly spreadMinNodes?: number;
+  /** Whether GKE's managed Prometheus (and its PodMonitoring kind) is there. */
+  readonly managedPrometheus: boolean;
+  /** The VPC network the stack made (GKE only). */
+  readonly network?: pulumi.Output<string>;
 }
 
-function kindTarget(settings: KindSettings, revision: string): Target {
+function kindTarget(settings: KindSettings): Target {
   const cluster = new KindCluster("kind", {
     clusterName: settings.clusterName,
     addressRange: settings.metallbAddressRange,
   });
   const image = new ServiceImage("service", {
     repository: `${KIND_REGISTRY}/mlscore-scoring`,
-    revision,
+    platform: cluster.platform,
   });
+  const providers = [cluster.provider];
   const metallb = new MetalLb(
     "metallb",
     { addressRange: cluster.addressRange, version: settings.metallbVersion },
-    { providers: [cluster.provider] },
+    { providers },
   );
+  new MetricsServer("metrics-server", { version: settings.metricsServerVersion }, { providers });
   return {
     provider: cluster.provider,
     image,
     kubeContext: cluster.contextName,
     loadBalancer: [metallb],
+    appPrerequisites: [],
+    managedPrometheus: false,
   };
 }
 
-function gkeTarget(settings: GkeSettings, app: AppSettings, revision: string): Target {
+function gkeTarget(settings: GkeSettings, app: AppSettings): Target {
   const cluster = new GkeCluster("gke", {
     project: settings.project,
     region: settings.region,
@@ -61,12 +75,12 @@ function gkeTarget(settings: GkeSettings, app: AppSettings, revision: string): T
   const registry = new ArtifactRegistry("registry", {
     project: settings.project,
     location: settings.region,
+    reader: cluster.nodeServiceAccountMember,
   });
   // A short-lived token of whoever runs `pulumi up`: Artifact Registry accepts it as a password.
   const token = gcp.organizations.getClientConfigOutput().accessToken;
   const image = new ServiceImage("service", {
     repository: pulumi.interpolate`${registry.repositoryUrl}/scoring`,
-    revision,
     registryServer: registry.server,
     registryUsername: "oauth2accesstoken",
     registryPassword: pulumi.secret(token),
@@ -76,78 +90,127 @@ function gkeTarget(settings: GkeSettings, app: AppSettings, revision: string): T
   const modelReader =
     bucket === undefined
       ? undefined
-      : new ModelReader("model-reader", {
-          project: settings.project,
-          bucket,
-          workloadPool: cluster.workloadPool,
-          namespace: app.namespace,
-          serviceAccountName: SERVICE_ACCOUNT_NAME,
-        });
+      : new ModelReader(
+          "model-reader",
+          {
+            project: settings.project,
+            bucket,
+            workloadPool: cluster.workloadPool,
+            namespace: app.namespace,
+            serviceAccountName: SERVICE_ACCOUNT_NAME,
+          },
+          { dependsOn: [cluster] },
+        );
   return {
     provider: cluster.provider,
     image,
     kubeContext: cluster.contextName,
     kubeconfig: cluster.kubeconfig,
     loadBalancer: [],
+    appPrerequisites: [registry, ...(modelReader ? [modelReader] : [])],
     modelReader,
+    // The autoscaler adds nodes for pods the spread holds back, up to maxNodes.
+    spreadMinNodes: app.minReplicas,
+    managedPrometheus: true,
+    network: cluster.networkName,
   };
 }
 
 export = async () => {
   const config = loadConfig();
+  const { app: settings } = config;
   const revision = gitRevision();
   const target =
     config.cluster.target === "kind"
-      ? kindTarget(config.cluster, revision)
-      : gkeTarget(config.cluster, config.app, revision);
+      ? kindTarget(config.cluster)
+      : gkeTarget(config.cluster, settings);
   const providers = [target.provider];
+  // A URI that holds a credential stays secret in the state, the outputs and the cluster.
+  const modelUri =
+    settings.modelUri !== undefined && settings.modelUriSecret
+      ? pulumi.secret(settings.modelUri)
+      : settings.modelUri;
+  if (isRemoteModelUri(settings.modelUri) && settings.modelSha256 === undefined) {
+    pulumi.log.warn(
+      "mlscore:modelSha256 is not set: pods started later serve whatever bytes then sit at " +
+        "modelUri; pin them with: pulumi config set modelSha256 $(sha256sum model.onnx | cut -c1-64)",
+    );
+  }
 
   // The gateway's own LoadBalancer Service needs the address pool as much as the app's would.
   const istio = config.istio.enabled
     ? new Istio(
         "istio",
-        { version: config.istio.version },
+        {
+          version: config.istio.version,
+          loadBalancerSourceRanges: [...settings.loadBalancerSourceRanges],
+          https: config.istio.tlsSecretName !== undefined,
+        },
         { providers, dependsOn: target.loadBalancer },
       )
     : undefined;
 
   // Waiting for every add-on also orders `destroy`: the app goes before the charts under it.
-  // The pods fetch a gs:// model as they start, so its grants come first too.
+  // The pods pull the image and fetch a gs:// model as they start, so those grants come first.
   const app = new ScoringApp(
     "scoring",
     {
-      ...config.app,
+      namespace: settings.namespace,
       image: target.image.ref,
+      replicas: settings.replicas,
+      minReplicas: settings.minReplicas,
+      maxReplicas: settings.maxReplicas,
+      targetCpuUtilization: settings.targetCpuUtilization,
+      cpuRequest: settings.cpuRequest,
+      cpuLimit: settings.cpuLimit,
+      memoryRequest: settings.memoryRequest,
+      memoryLimit: settings.memoryLimit,
+      modelUri,
+      modelName: settings.modelName,
+      modelVersion: settings.modelVersion,
+      modelSha256: settings.modelSha256,
+      modelMaxBytes: settings.modelMaxBytes,
+      revision,
       serviceType: istio ? "ClusterIP" : "LoadBalancer",
+      loadBalancerSourceRanges: istio ? undefined : [...settings.loadBalancerSourceRanges],
       ingressFromNamespace: istio?.gatewayNamespace,
       gcpServiceAccount: target.modelReader?.email,
+      spreadMinNodes: target.spreadMinNodes,
+      monitoringNamespace: settings.monitoringNamespace,
+      podMonitoring: target.managedPrometheus,
     },
     {
       providers,
-      dependsOn: [
-        ...target.loadBalancer,
-        ...(istio ? [istio] : []),
-        ...(target.modelReader ? [target.modelReader] : []),
-      ],
+      dependsOn: [...target.loadBalancer, ...(istio ? [istio] : []), ...target.appPrerequisites],
     },
   );
 
   if (istio) {
     new IngressRoute(
       "ingress",
-      { namespace: app.namespace, serviceHost: app.serviceHost, servicePort: app.servicePort },
+      {
+        namespace: app.namespace,
+        serviceHost: app.serviceHost,
+        servicePort: app.servicePort,
+        maxPods: settings.maxReplicas,
+        tlsSecretName: config.istio.tlsSecretName,
+      },
       { providers, dependsOn: [istio.crds] },
     );
   }
 
+  const scheme = config.istio.tlsSecretName === undefined ? "http" : "https";
   const address = istio ? istio.gatewayAddress : app.endpoint;
   return {
-    endpoint: address.apply((ip) => (ip ? `http://${ip}` : "pending: no load balancer address")),
+    endpoint: address.apply((ip) =>
+      ip ? `${scheme}://${ip}` : "pending: no load balancer address",
+    ),
     image: target.image.ref,
     namespace: app.namespace,
     kubeContext: target.kubeContext,
     ...(target.kubeconfig ? { kubeconfig: target.kubeconfig } : {}),
-    modelUri: config.app.modelUri ?? BUILTIN_MODEL_PATH,
+    ...(target.network ? { network: target.network } : {}),
+    modelUri: modelUri ?? BUILTIN_MODEL_PATH,
     gitRevision: revision,
   };
 };

@@ -1,24 +1,16 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { modelLoadTimeoutSeconds, startupWindowSeconds } from "./model-budget";
+import { declareNetworkPolicies } from "./network-policies";
+import {
+  CONTAINER_PORT,
+  CONTAINER_PORT_NAME,
+  SHUTDOWN_GRACE_SECONDS,
+  scoringPodSpec,
+} from "./pod-spec";
 
-/** The port the service listens on inside the pod, named so probes and the Service follow it. */
-export const CONTAINER_PORT = 8080;
-/** The name of {@link CONTAINER_PORT} on the container. */
-export const CONTAINER_PORT_NAME = "http";
 /** The port the Service exposes in the cluster (and on the load balancer). */
 export const SERVICE_PORT = 80;
-/** The uid and gid of the distroless `nonroot` user the image runs as. */
-export const NONROOT_ID = 65532;
-
-/**
- * Seconds the pod keeps serving after it is marked terminating, while endpoint removal reaches
- * every kube-proxy and load balancer; only then does it get SIGTERM.
- */
-export const PRE_STOP_SLEEP_SECONDS = 5;
-/** Seconds the service drains in-flight requests after SIGTERM (its SHUTDOWN_GRACE_SECONDS). */
-export const SHUTDOWN_GRACE_SECONDS = 20;
-/** Kubernetes kills the pod after this: the pre-stop pause, the drain, and slack for exit. */
-export const TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + SHUTDOWN_GRACE_SECONDS + 5;
 
 /**
  * Name of the pods' Kubernetes ServiceAccount. Fixed rather than autonamed: a Workload Identity
@@ -26,8 +18,8 @@ export const TERMINATION_GRACE_SECONDS = PRE_STOP_SLEEP_SECONDS + SHUTDOWN_GRACE
  */
 export const SERVICE_ACCOUNT_NAME = "mlscore-scoring";
 
-/** Private and link-local ranges the model-store egress rule must not open. */
-export const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"];
+/** Annotation on the Deployment (not its pods) naming the commit that last deployed it. */
+export const REVISION_ANNOTATION = "mlscore.dev/git-revision";
 
 /** Arguments of {@link ScoringApp}. */
 export interface ScoringAppArgs {
@@ -51,12 +43,31 @@ export interface ScoringAppArgs {
   readonly memoryRequest: pulumi.Input<string>;
   /** Memory limit per pod, e.g. "512Mi". Required. */
   readonly memoryLimit: pulumi.Input<string>;
-  /** MODEL_URI for the service; default unset (the image's built-in iris model). */
+  /**
+   * MODEL_URI for the service, handed over through a Kubernetes Secret (it may hold a presigned
+   * URL's signature); default unset (the image's built-in iris model).
+   */
   readonly modelUri?: pulumi.Input<string>;
   /** MODEL_NAME for the service; default unset (the service derives it from the URI). */
   readonly modelName?: pulumi.Input<string>;
+  /** MODEL_VERSION for the service; default unset (version 1). */
+  readonly modelVersion?: pulumi.Input<string>;
+  /** MODEL_SHA256: the model's bytes must hash to it; default unset (not verified). */
+  readonly modelSha256?: pulumi.Input<string>;
+  /**
+   * Largest model the pods accept (MODEL_MAX_BYTES); sizes their /tmp, the service's load timeout
+   * and the startup probe. Required.
+   */
+  readonly modelMaxBytes: number;
+  /** Git commit being deployed, recorded on the Deployment only; default unset. */
+  readonly revision?: pulumi.Input<string>;
   /** How the Service is exposed: LoadBalancer when no ingress gateway fronts it. Required. */
   readonly serviceType: pulumi.Input<"LoadBalancer" | "ClusterIP">;
+  /**
+   * IPv4 CIDRs a LoadBalancer Service admits (Kubernetes rejects them on other types); default
+   * unset: any source.
+   */
+  readonly loadBalancerSourceRanges?: pulumi.Input<pulumi.Input<string>[]>;
   /**
    * Namespace of the ingress gateway allowed to reach the pods. Default unset: the container
    * port is open to any source, as traffic then arrives straight from the load balancer.
@@ -67,11 +78,19 @@ export interface ScoringAppArgs {
    * unset: the pods' ServiceAccount carries no Google identity.
    */
   readonly gcpServiceAccount?: pulumi.Input<string>;
-}
-
-/** Model URIs the pods fetch over the network, and so need egress to the internet for. */
-export function isRemoteModelUri(uri: string | undefined): boolean {
-  return uri !== undefined && /^(https|gs):\/\//.test(uri);
+  /**
+   * Spread the pods over at least this many nodes, as a rule (`DoNotSchedule` with `minDomains`):
+   * pods that would break it stay Pending, which makes a cluster autoscaler add nodes. Default
+   * unset: the spread is only a preference, for a fixed node count such as Kind's.
+   */
+  readonly spreadMinNodes?: number;
+  /** Namespace of the Prometheus that scrapes /metrics, admitted to the pods; default unset. */
+  readonly monitoringNamespace?: pulumi.Input<string>;
+  /**
+   * Declare a PodMonitoring for GKE's managed Prometheus (its CRD exists only there); default
+   * false. Every target gets the prometheus.io scrape annotations.
+   */
+  readonly podMonitoring?: boolean;
 }
 
 /**
@@ -85,38 +104,6 @@ export function checkImagePinned(image: string): string {
     );
   }
   return image;
-}
-
-/**
- * Egress rules the pods need to fetch their model: HTTPS to public addresses for `https://`
- * and `gs://`, plus the GKE metadata server for `gs://` (Workload Identity tokens). Local and
- * built-in models need none.
- */
-export function modelStoreEgress(
-  uri: string | undefined,
-): k8s.types.input.networking.v1.NetworkPolicyEgressRule[] {
-  if (!isRemoteModelUri(uri)) {
-    return [];
-  }
-  const rules: k8s.types.input.networking.v1.NetworkPolicyEgressRule[] = [
-    {
-      to: [{ ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_RANGES } }],
-      ports: [{ protocol: "TCP", port: 443 }],
-    },
-  ];
-  if (uri?.startsWith("gs://")) {
-    // GKE serves Workload Identity tokens from the metadata server: 169.254.169.254:80, which
-    // Dataplane V2 clusters redirect to 169.254.169.252:988.
-    rules.push({
-      to: [{ ipBlock: { cidr: "169.254.169.254/32" } }],
-      ports: [{ protocol: "TCP", port: 80 }],
-    });
-    rules.push({
-      to: [{ ipBlock: { cidr: "169.254.169.252/32" } }],
-      ports: [{ protocol: "TCP", port: 988 }],
-    });
-  }
-  return rules;
 }
 
 /**
@@ -200,95 +187,58 @@ export class ScoringApp extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const env: k8s.types.input.core.v1.EnvVar[] = [
-      { name: "PORT", value: String(CONTAINER_PORT) },
-      { name: "SHUTDOWN_GRACE_SECONDS", value: String(SHUTDOWN_GRACE_SECONDS) },
-    ];
-    if (args.modelUri !== undefined) {
-      env.push({ name: "MODEL_URI", value: args.modelUri });
-    }
-    if (args.modelName !== undefined) {
-      env.push({ name: "MODEL_NAME", value: args.modelName });
-    }
-
-    const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
-      httpGet: { path, port: CONTAINER_PORT_NAME },
-      periodSeconds,
-      timeoutSeconds: 2,
-      failureThreshold,
-    });
+    // A rollout replaces pods one at a time; allow two model loads before calling it stuck.
+    const rolloutMinutes = Math.max(
+      5,
+      Math.ceil((2 * startupWindowSeconds(args.modelMaxBytes)) / 60) + 1,
+    );
 
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
       {
-        metadata: { namespace: ns, labels },
+        metadata: {
+          namespace: ns,
+          labels,
+          // On the Deployment, not its pods: a new commit with the same image rolls nothing.
+          annotations:
+            args.revision === undefined ? undefined : { [REVISION_ANNOTATION]: args.revision },
+        },
         spec: {
           replicas: args.replicas,
           selector: { matchLabels: appLabels },
           strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
           template: {
-            metadata: { labels },
-            spec: {
-              serviceAccountName: serviceAccount.metadata.name,
-              automountServiceAccountToken: false,
-              enableServiceLinks: false,
-              terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
-              securityContext: {
-                runAsNonRoot: true,
-                runAsUser: NONROOT_ID,
-                runAsGroup: NONROOT_ID,
-                fsGroup: NONROOT_ID,
-                seccompProfile: { type: "RuntimeDefault" },
+            metadata: {
+              labels,
+              annotations: {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": String(CONTAINER_PORT),
+                "prometheus.io/path": "/metrics",
               },
-              topologySpreadConstraints: [
-                {
-                  maxSkew: 1,
-                  topologyKey: "kubernetes.io/hostname",
-                  whenUnsatisfiable: "ScheduleAnyway",
-                  labelSelector: { matchLabels: appLabels },
-                  matchLabelKeys: ["pod-template-hash"],
-                },
-              ],
-              containers: [
-                {
-                  name: "scoring",
-                  image: pulumi.output(args.image).apply(checkImagePinned),
-                  imagePullPolicy: "IfNotPresent",
-                  ports: [
-                    { name: CONTAINER_PORT_NAME, containerPort: CONTAINER_PORT, protocol: "TCP" },
-                  ],
-                  env,
-                  resources: {
-                    requests: { cpu: args.cpuRequest, memory: args.memoryRequest },
-                    limits: { cpu: args.cpuLimit, memory: args.memoryLimit },
-                  },
-                  // The server listens only once the model is loaded, which for a remote model
-                  // can take a while: allow up to two minutes before liveness takes over.
-                  startupProbe: probe("/healthz", 2, 60),
-                  livenessProbe: probe("/healthz", 10, 3),
-                  readinessProbe: probe("/readyz", 5, 2),
-                  // The image is distroless (no shell, no sleep binary), so an exec pause is
-                  // impossible; the built-in sleep handler needs Kubernetes 1.30 or later.
-                  lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SLEEP_SECONDS } } },
-                  securityContext: {
-                    runAsNonRoot: true,
-                    allowPrivilegeEscalation: false,
-                    readOnlyRootFilesystem: true,
-                    capabilities: { drop: ["ALL"] },
-                    seccompProfile: { type: "RuntimeDefault" },
-                  },
-                  volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
-                },
-              ],
-              volumes: [{ name: "tmp", emptyDir: { sizeLimit: "1Gi" } }],
             },
+            spec: scoringPodSpec({
+              image: pulumi.output(args.image).apply(checkImagePinned),
+              serviceAccountName: serviceAccount.metadata.name,
+              podLabels: appLabels,
+              env: this.serviceEnv(name, ns, labels, args),
+              cpuRequest: args.cpuRequest,
+              cpuLimit: args.cpuLimit,
+              memoryRequest: args.memoryRequest,
+              memoryLimit: args.memoryLimit,
+              modelMaxBytes: args.modelMaxBytes,
+              spreadMinNodes: args.spreadMinNodes,
+            }),
           },
         },
       },
       {
         parent: this,
         // A crash-looping pod should fail `up` in minutes, not the default ten.
-        customTimeouts: { create: "5m", update: "5m", delete: "2m" },
+        customTimeouts: {
+          create: `${rolloutMinutes}m`,
+          update: `${rolloutMinutes}m`,
+          delete: "2m",
+        },
         // The autoscaler owns the replica count once the Deployment exists.
         ignoreChanges: ["spec.replicas"],
       },
@@ -300,6 +250,7 @@ export class ScoringApp extends pulumi.ComponentResource {
         metadata: { namespace: ns, labels },
         spec: {
           type: args.serviceType,
+          loadBalancerSourceRanges: args.loadBalancerSourceRanges,
           selector: appLabels,
           ports: [
             { name: "http", port: SERVICE_PORT, targetPort: CONTAINER_PORT_NAME, protocol: "TCP" },
@@ -346,7 +297,31 @@ export class ScoringApp extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.declareNetworkPolicies(name, ns, appLabels, labels, args);
+    if (args.podMonitoring) {
+      new k8s.apiextensions.CustomResource(
+        `${name}-pod-monitoring`,
+        {
+          apiVersion: "monitoring.googleapis.com/v1",
+          kind: "PodMonitoring",
+          metadata: { namespace: ns, labels },
+          spec: {
+            selector: { matchLabels: appLabels },
+            endpoints: [{ port: CONTAINER_PORT_NAME, path: "/metrics", interval: "30s" }],
+          },
+        },
+        { parent: this },
+      );
+    }
+
+    declareNetworkPolicies(this, name, {
+      namespace: ns,
+      podLabels: appLabels,
+      labels,
+      port: CONTAINER_PORT,
+      gatewayNamespace: args.ingressFromNamespace,
+      monitoringNamespace: args.monitoringNamespace,
+      modelUri: args.modelUri,
+    });
 
     this.namespace = ns;
     this.serviceName = this.service.metadata.name;
@@ -371,99 +346,47 @@ export class ScoringApp extends pulumi.ComponentResource {
     });
   }
 
-  private declareNetworkPolicies(
+  /**
+   * The service's environment. MODEL_URI comes from a Secret: it may carry a credential, and a
+   * Secret keeps it out of the Deployment. Pulumi replaces an autonamed Secret whose data changes,
+   * so a new URI renames the reference and rolls the pods like any other change here.
+   */
+  private serviceEnv(
     name: string,
     ns: pulumi.Output<string>,
-    appLabels: Record<string, string>,
     labels: Record<string, string>,
     args: ScoringAppArgs,
-  ): void {
-    const opts = { parent: this };
-    const appPort = [{ protocol: "TCP", port: CONTAINER_PORT }];
-
-    new k8s.networking.v1.NetworkPolicy(
-      `${name}-deny-all`,
+  ): k8s.types.input.core.v1.EnvVar[] {
+    const env: k8s.types.input.core.v1.EnvVar[] = [
+      { name: "PORT", value: String(CONTAINER_PORT) },
+      { name: "SHUTDOWN_GRACE_SECONDS", value: String(SHUTDOWN_GRACE_SECONDS) },
+      { name: "MODEL_MAX_BYTES", value: String(args.modelMaxBytes) },
       {
-        metadata: { namespace: ns, labels },
-        spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] },
+        name: "MODEL_LOAD_TIMEOUT_SECONDS",
+        value: String(modelLoadTimeoutSeconds(args.modelMaxBytes)),
       },
-      opts,
-    );
-
-    const sameNamespace = { podSelector: {} };
-    const ingressFrom =
-      args.ingressFromNamespace === undefined
-        ? pulumi.output([
-            // Without a gateway, clients come straight through the load balancer: any source.
-            { ports: appPort },
-          ])
-        : pulumi.output(args.ingressFromNamespace).apply((gatewayNamespace) => [
-            {
-              from: [
-                {
-                  namespaceSelector: {
-                    matchLabels: { "kubernetes.io/metadata.name": gatewayNamespace },
-                  },
-                },
-                sameNamespace,
-              ],
-              ports: appPort,
-            },
-          ]);
-    new k8s.networking.v1.NetworkPolicy(
-      `${name}-allow-ingress`,
-      {
-        metadata: { namespace: ns, labels },
-        spec: {
-          podSelector: { matchLabels: appLabels },
-          policyTypes: ["Ingress"],
-          ingress: ingressFrom,
-        },
-      },
-      opts,
-    );
-
-    new k8s.networking.v1.NetworkPolicy(
-      `${name}-allow-dns`,
-      {
-        metadata: { namespace: ns, labels },
-        spec: {
-          podSelector: { matchLabels: appLabels },
-          policyTypes: ["Egress"],
-          egress: [
-            {
-              to: [
-                {
-                  namespaceSelector: {
-                    matchLabels: { "kubernetes.io/metadata.name": "kube-system" },
-                  },
-                  podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
-                },
-              ],
-              ports: [
-                { protocol: "UDP", port: 53 },
-                { protocol: "TCP", port: 53 },
-              ],
-            },
-          ],
-        },
-      },
-      opts,
-    );
-
-    // Declared for every model URI so the resource set does not depend on a value; for local
-    // models its rule list is empty and it opens nothing.
-    new k8s.networking.v1.NetworkPolicy(
-      `${name}-allow-model-store`,
-      {
-        metadata: { namespace: ns, labels },
-        spec: {
-          podSelector: { matchLabels: appLabels },
-          policyTypes: ["Egress"],
-          egress: pulumi.output(args.modelUri).apply(modelStoreEgress),
-        },
-      },
-      opts,
-    );
+    ];
+    if (args.modelUri !== undefined) {
+      const source = new k8s.core.v1.Secret(
+        `${name}-model-source`,
+        { metadata: { namespace: ns, labels }, stringData: { MODEL_URI: args.modelUri } },
+        { parent: this },
+      );
+      env.push({
+        name: "MODEL_URI",
+        valueFrom: { secretKeyRef: { name: source.metadata.name, key: "MODEL_URI" } },
+      });
+    }
+    const plain = {
+      MODEL_NAME: args.modelName,
+      MODEL_VERSION: args.modelVersion,
+      MODEL_SHA256: args.modelSha256,
+    };
+    for (const [key, value] of Object.entries(plain)) {
+      if (value !== undefined) {
+        env.push({ name: key, value });
+      }
+    }
+    return env;
   }
 }

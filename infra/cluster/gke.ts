@@ -11,8 +11,20 @@ export const SERVICE_RANGE = "10.24.0.0/20";
 export const POD_RANGE_NAME = "pods";
 export const SERVICE_RANGE_NAME = "services";
 
-/** The Google APIs a GKE cluster in its own VPC needs enabled. */
-export const GKE_APIS = ["compute.googleapis.com", "container.googleapis.com"] as const;
+/** The Google APIs a GKE cluster in its own VPC, with its own node service account, needs enabled. */
+export const GKE_APIS = [
+  "compute.googleapis.com",
+  "container.googleapis.com",
+  "iam.googleapis.com",
+] as const;
+
+/**
+ * The least-privileged role Google made for node service accounts: logs, metrics and the other
+ * node-level tasks. Organisations created after 3 May 2024 no longer hand the Compute Engine
+ * default account Editor, so nodes running as it may not even pull images; a dedicated account
+ * with this role (and read access to the image repository) works everywhere.
+ */
+export const NODE_ROLE = "roles/container.defaultNodeServiceAccount";
 
 /** Arguments of {@link GkeCluster}. */
 export interface GkeClusterArgs {
@@ -36,8 +48,9 @@ export interface GkeClusterArgs {
 
 /**
  * A zonal, VPC-native GKE cluster in its own network: the default node pool replaced by one this
- * stack manages, Workload Identity on, Dataplane V2 enforcing NetworkPolicies, deletion
- * protection off so `pulumi destroy` works. Exposes a secret kubeconfig that authenticates with
+ * stack manages, nodes running as their own least-privileged service account, Workload Identity
+ * on, Dataplane V2 enforcing NetworkPolicies, managed Prometheus on, deletion protection off so
+ * `pulumi destroy` works. Exposes a secret kubeconfig that authenticates with
  * `gke-gcloud-auth-plugin` and a `k8s.Provider` built from it.
  */
 export class GkeCluster extends pulumi.ComponentResource {
@@ -51,6 +64,10 @@ export class GkeCluster extends pulumi.ComponentResource {
   readonly provider: k8s.Provider;
   /** Workload Identity pool of the cluster, `<project>.svc.id.goog`; known once it exists. */
   readonly workloadPool: pulumi.Output<string>;
+  /** IAM member of the nodes' service account, to grant it read access to the images. */
+  readonly nodeServiceAccountMember: pulumi.Output<string>;
+  /** Name of the VPC network, for cleaning up what a failed `destroy` leaves on it. */
+  readonly networkName: pulumi.Output<string>;
 
   constructor(name: string, args: GkeClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:GkeCluster", name, {}, opts);
@@ -88,6 +105,26 @@ export class GkeCluster extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const nodeAccount = new gcp.serviceaccount.Account(
+      `${name}-node-account`,
+      {
+        project: args.project,
+        accountId: "mlscore-nodes",
+        displayName: "mlscore GKE nodes",
+        description: "Runs the nodes of the mlscore cluster",
+      },
+      { parent: this, dependsOn: apis },
+    );
+    const nodeRole = new gcp.projects.IAMMember(
+      `${name}-node-role`,
+      { project: args.project, role: NODE_ROLE, member: nodeAccount.member },
+      { parent: this },
+    );
+    const nodeConfig = {
+      serviceAccount: nodeAccount.email,
+      oauthScopes: ["https://www.googleapis.com/auth/cloud-platform"],
+    };
+
     const cluster = new gcp.container.Cluster(
       `${name}-cluster`,
       {
@@ -104,13 +141,22 @@ export class GkeCluster extends pulumi.ComponentResource {
         // so the managed pool below can change machine type or size without a new cluster.
         removeDefaultNodePool: true,
         initialNodeCount: 1,
+        // Only the default pool reads this; it must register with the same account as the
+        // managed pool, or cluster creation waits for nodes that never come up.
+        nodeConfig,
         deletionProtection: false,
         releaseChannel: { channel: args.releaseChannel ?? "REGULAR" },
         workloadIdentityConfig: { workloadPool: pulumi.interpolate`${args.project}.svc.id.goog` },
         // Dataplane V2: without it GKE accepts NetworkPolicies but does not enforce them.
         datapathProvider: "ADVANCED_DATAPATH",
+        // Managed Prometheus collects what the app's PodMonitoring names.
+        monitoringConfig: {
+          enableComponents: ["SYSTEM_COMPONENTS"],
+          managedPrometheus: { enabled: true },
+        },
       },
-      { parent: this, dependsOn: apis },
+      // The default pool is gone once the cluster exists; its nodeConfig is history.
+      { parent: this, dependsOn: [...apis, nodeRole], ignoreChanges: ["nodeConfig"] },
     );
 
     const nodePool = new gcp.container.NodePool(
@@ -125,19 +171,21 @@ export class GkeCluster extends pulumi.ComponentResource {
         autoscaling: { minNodeCount: args.minNodes, maxNodeCount: args.maxNodes },
         management: { autoRepair: true, autoUpgrade: true },
         nodeConfig: {
+          ...nodeConfig,
           machineType: args.machineType,
           diskSizeGb: 50,
-          oauthScopes: ["https://www.googleapis.com/auth/cloud-platform"],
           // Pods get Workload Identity tokens instead of the node's service account.
           workloadMetadataConfig: { mode: "GKE_METADATA" },
           shieldedInstanceConfig: { enableSecureBoot: true, enableIntegrityMonitoring: true },
           labels: { "app.kubernetes.io/part-of": "mlscore" },
         },
       },
-      { parent: this },
+      { parent: this, dependsOn: [nodeRole] },
     );
 
     this.clusterName = cluster.name;
+    this.nodeServiceAccountMember = nodeAccount.member;
+    this.networkName = network.name;
     // Read from the cluster, not the args: IAM rejects members of a pool that does not exist
     // yet, and the project's pool comes into being with its first Workload Identity cluster.
     this.workloadPool = pulumi.interpolate`${cluster.project}.svc.id.goog`;
@@ -158,6 +206,8 @@ export class GkeCluster extends pulumi.ComponentResource {
       contextName: this.contextName,
       kubeconfig: this.kubeconfig,
       workloadPool: this.workloadPool,
+      nodeServiceAccountMember: this.nodeServiceAccountMember,
+      networkName: this.networkName,
     });
   }
 }

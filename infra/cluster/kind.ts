@@ -23,8 +23,9 @@ export interface KindClusterArgs {
 
 /**
  * A Kind cluster made outside Pulumi (`npm run kind:up`): the Kubernetes provider for its
- * `kind-<name>` context in the default kubeconfig, the local registry, and the address range
- * MetalLB can hand out on the `kind` Docker network.
+ * `kind-<name>` context in the default kubeconfig, the local registry, the platform of its nodes
+ * (read from its control-plane Node) and the address range MetalLB can hand out on the `kind`
+ * Docker network.
  */
 export class KindCluster extends pulumi.ComponentResource {
   /** The kubeconfig context Kind wrote, `kind-<clusterName>`. */
@@ -35,6 +36,11 @@ export class KindCluster extends pulumi.ComponentResource {
   readonly addressRange: pulumi.Output<string>;
   /** Provider for Kubernetes resources in this cluster. */
   readonly provider: k8s.Provider;
+  /**
+   * The platform images must be built for, `linux/<arch>` of the cluster's nodes: Kind runs its
+   * nodes on the Docker host's own architecture, arm64 on Apple silicon.
+   */
+  readonly platform: pulumi.Output<string>;
 
   constructor(name: string, args: KindClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:KindCluster", name, {}, opts);
@@ -57,12 +63,34 @@ export class KindCluster extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // Kind names the control-plane node `<cluster>-control-plane`; every node shares its arch.
+    const node = k8s.core.v1.Node.get(
+      `${name}-control-plane`,
+      pulumi.interpolate`${args.clusterName}-control-plane`,
+      { parent: this, provider: this.provider },
+    );
+    this.platform = node.status.apply((status) => imagePlatform(status?.nodeInfo?.architecture));
+
     this.registerOutputs({
       contextName: this.contextName,
       registry: this.registry,
       addressRange: this.addressRange,
     });
   }
+}
+
+/** Node architectures the service's image builds for: onnxruntime-node ships these two. */
+const IMAGE_ARCHITECTURES = ["amd64", "arm64"];
+
+/** The image platform for nodes of `architecture` (as a Node's `nodeInfo` reports it). */
+export function imagePlatform(architecture: string | undefined): string {
+  if (architecture === undefined || !IMAGE_ARCHITECTURES.includes(architecture)) {
+    throw new Error(
+      `the Kind nodes run on "${architecture ?? "an unknown architecture"}"; the service's image ` +
+        `builds for ${IMAGE_ARCHITECTURES.join(" and ")} only`,
+    );
+  }
+  return `linux/${architecture}`;
 }
 
 /** Addresses kept at the top of the subnet: Docker hands out container addresses from the bottom. */

@@ -28,7 +28,8 @@ export interface ModelReaderArgs {
 /**
  * A Google service account that may read the model's bucket and nothing else, which one
  * Kubernetes ServiceAccount may act as through Workload Identity: the pods get a short-lived
- * token from the GKE metadata server instead of a key file.
+ * token from the GKE metadata server instead of a key file. The IAM API must be on: depend on the
+ * {@link GkeCluster}, which enables it.
  */
 export class ModelReader extends pulumi.ComponentResource {
   /** Email of the Google service account, for the `iam.gke.io/gcp-service-account` annotation. */
@@ -36,13 +37,6 @@ export class ModelReader extends pulumi.ComponentResource {
 
   constructor(name: string, args: ModelReaderArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:ModelReader", name, {}, opts);
-
-    // Left enabled on destroy: other service accounts in the project rely on the API.
-    const api = new gcp.projects.Service(
-      `${name}-api`,
-      { project: args.project, service: "iam.googleapis.com", disableOnDestroy: false },
-      { parent: this },
-    );
 
     const account = new gcp.serviceaccount.Account(
       `${name}-account`,
@@ -52,7 +46,7 @@ export class ModelReader extends pulumi.ComponentResource {
         displayName: "mlscore scoring pods",
         description: pulumi.interpolate`Reads the scoring model from gs://${args.bucket}`,
       },
-      { parent: this, dependsOn: [api] },
+      { parent: this },
     );
 
     // A bucket-level grant, not a project-level one: the pods can read no other bucket.

@@ -5,9 +5,15 @@
 # container. Safe to run again: each step checks what already exists.
 #
 #   KIND_CLUSTER_NAME    cluster name; default mlscore (the stack's kindClusterName)
-#   KIND_NODE_IMAGE      node image for `kind create cluster --image`; default: kind's own
+#   KIND_NODE_IMAGE      node image for `kind create cluster --image`; default: the one
+#                        cluster.yaml pins
 #   KIND_REGISTRY_IMAGE  registry image; default registry:2
 set -euo pipefail
+
+# The release cluster.yaml's node image was built for. It is also past v0.28, before which
+# kindnetd's NetworkPolicies dropped the kubelet's probes under a deny-all policy (kind#3875), and
+# the stack denies all by default.
+min_kind_version="0.33.0"
 
 cluster_name="${KIND_CLUSTER_NAME:-mlscore}"
 registry_name="kind-registry"
@@ -21,6 +27,13 @@ for tool in docker kind kubectl; do
     exit 1
   fi
 done
+
+kind_version="$(kind version | sed -nE 's/^kind v([0-9]+\.[0-9]+\.[0-9]+).*/\1/p')"
+if [ -z "${kind_version}" ] ||
+  ! printf '%s\n%s\n' "${min_kind_version}" "${kind_version}" | sort -V -C; then
+  echo "kind-up: kind ${kind_version:-of unknown version} is too old; install kind v${min_kind_version} or later (see the README's prerequisites)" >&2
+  exit 1
+fi
 
 # 1. The registry, published on the host's loopback only.
 if [ "$(docker inspect -f '{{.State.Running}}' "${registry_name}" 2>/dev/null || true)" != "true" ]; then

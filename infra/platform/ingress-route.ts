@@ -2,23 +2,62 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { INGRESS_GATEWAY_SELECTOR } from "./istio";
 
+/**
+ * The only paths the gateway routes: predictions and model metadata of every protocol. The rest
+ * (`/metrics`, `/openapi.json`, the kubelet's `/healthz` and `/readyz`) stays inside the cluster;
+ * Envoy answers 404 for it.
+ */
+export const PUBLIC_ROUTES: ReadonlyArray<{ exact: string } | { prefix: string }> = [
+  { exact: "/score" },
+  { exact: "/api/v1.0/predictions" },
+  { exact: "/predict" },
+  { exact: "/v2" },
+  { prefix: "/v2/" },
+  { exact: "/v1/models" },
+  { prefix: "/v1/models/" },
+  { exact: "/invocations" },
+  { exact: "/ping" },
+  { exact: "/health" },
+  { exact: "/version" },
+];
+
+/**
+ * Seconds Envoy keeps an idle connection to a pod. Below the service's keep-alive (65 s), so the
+ * gateway always closes first and never sends a request on a connection the pod is closing.
+ */
+export const UPSTREAM_IDLE_TIMEOUT_SECONDS = 60;
+
+/**
+ * Requests one gateway replica keeps in flight to the app, and queues beyond them, per scoring
+ * pod it may reach: a pod answers fastest at about 32 concurrent requests (`npm run bench`), and
+ * more only queue inside it. Past the limits Envoy answers 503 at once: load is shed, not queued.
+ */
+const IN_FLIGHT_PER_POD = 32;
+
 /** Arguments of {@link IngressRoute}. */
 export interface IngressRouteArgs {
-  /** Namespace for the Gateway and VirtualService: the app's own. Required. */
+  /** Namespace for the Gateway, VirtualService and DestinationRule: the app's own. Required. */
   readonly namespace: pulumi.Input<string>;
   /** Cluster DNS name of the Service to route to (`<svc>.<ns>.svc.cluster.local`). Required. */
   readonly serviceHost: pulumi.Input<string>;
   /** Port of that Service; default 80. */
   readonly servicePort?: pulumi.Input<number>;
+  /** Most scoring pods there can be, which sizes the connection pool; default 1. */
+  readonly maxPods?: pulumi.Input<number>;
   /** Per-request timeout at the gateway; default "30s". */
   readonly timeout?: pulumi.Input<string>;
-  /** Retries of a failed request (connection failures, 503 and resets only); default 2. */
-  readonly retryAttempts?: pulumi.Input<number>;
+  /**
+   * kubernetes.io/tls Secret in the gateway's namespace; set, the gateway serves HTTPS on 443
+   * with it and redirects HTTP there. Default unset: HTTP on 80 only.
+   */
+  readonly tlsSecretName?: pulumi.Input<string>;
 }
 
 /**
- * HTTP on port 80 of the Istio ingress gateway, for every host, routed to one Service. Istio's
- * CRDs must exist first: pass the {@link Istio} component's `crds` release in `dependsOn`.
+ * The app behind the Istio ingress gateway: a Gateway (HTTP on 80, or HTTPS on 443 with a redirect
+ * from 80), a VirtualService that routes only {@link PUBLIC_ROUTES} and retries only what never
+ * reached a pod, and a DestinationRule that bounds the connections to the pods and ejects failing
+ * ones. Istio's CRDs must exist first: pass the {@link Istio} component's `crds` in `dependsOn`.
  */
 export class IngressRoute extends pulumi.ComponentResource {
   /** Name of the Gateway. */
@@ -29,6 +68,22 @@ export class IngressRoute extends pulumi.ComponentResource {
   constructor(name: string, args: IngressRouteArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:IngressRoute", name, {}, opts);
 
+    const servers =
+      args.tlsSecretName === undefined
+        ? [{ port: { number: 80, name: "http", protocol: "HTTP" }, hosts: ["*"] }]
+        : [
+            {
+              port: { number: 443, name: "https", protocol: "HTTPS" },
+              hosts: ["*"],
+              tls: { mode: "SIMPLE", credentialName: args.tlsSecretName },
+            },
+            {
+              port: { number: 80, name: "http", protocol: "HTTP" },
+              hosts: ["*"],
+              tls: { httpsRedirect: true },
+            },
+          ];
+
     // networking.istio.io/v1 is served from Istio 1.22 on, with the same schema as v1beta1.
     const gateway = new k8s.apiextensions.CustomResource(
       `${name}-gateway`,
@@ -36,14 +91,12 @@ export class IngressRoute extends pulumi.ComponentResource {
         apiVersion: "networking.istio.io/v1",
         kind: "Gateway",
         metadata: { namespace: args.namespace },
-        spec: {
-          selector: { ...INGRESS_GATEWAY_SELECTOR },
-          servers: [{ port: { number: 80, name: "http", protocol: "HTTP" }, hosts: ["*"] }],
-        },
+        spec: { selector: { ...INGRESS_GATEWAY_SELECTOR }, servers },
       },
       { parent: this },
     );
 
+    const port = { number: args.servicePort ?? 80 };
     const virtualService = new k8s.apiextensions.CustomResource(
       `${name}-virtual-service`,
       {
@@ -56,28 +109,53 @@ export class IngressRoute extends pulumi.ComponentResource {
           http: [
             {
               name: "scoring",
-              match: [{ uri: { prefix: "/" } }],
-              route: [
-                {
-                  destination: {
-                    host: args.serviceHost,
-                    port: { number: args.servicePort ?? 80 },
-                  },
-                },
-              ],
+              match: PUBLIC_ROUTES.map((uri) => ({ uri })),
+              route: [{ destination: { host: args.serviceHost, port } }],
               timeout: args.timeout ?? "30s",
+              // Only failures where the request never reached a pod: a refused or failed
+              // connection, a refused stream, a reset before the request went out. A reset or
+              // timeout after that would run the prediction again while the first still computes.
               retries: {
-                attempts: args.retryAttempts ?? 2,
-                perTryTimeout: "10s",
-                // Only failures where the request never reached the model: a retried predict
-                // would not harm, but a retried 4xx would just fail again.
-                retryOn: "connect-failure,refused-stream,reset,503",
+                attempts: 2,
+                retryOn: "connect-failure,refused-stream,reset-before-request",
               },
             },
           ],
         },
       },
       { parent: this, dependsOn: [gateway] },
+    );
+
+    const inFlight = pulumi.output(args.maxPods ?? 1).apply((pods) => pods * IN_FLIGHT_PER_POD);
+    new k8s.apiextensions.CustomResource(
+      `${name}-destination-rule`,
+      {
+        apiVersion: "networking.istio.io/v1",
+        kind: "DestinationRule",
+        metadata: { namespace: args.namespace },
+        spec: {
+          host: args.serviceHost,
+          trafficPolicy: {
+            connectionPool: {
+              tcp: { maxConnections: inFlight, connectTimeout: "2s" },
+              http: {
+                http1MaxPendingRequests: inFlight,
+                idleTimeout: `${UPSTREAM_IDLE_TIMEOUT_SECONDS}s`,
+              },
+            },
+            // A pod that keeps failing (5xx, or connections that fail) rests for 30 s; at most
+            // half the pods at once, so an overload does not eject them all.
+            outlierDetection: {
+              consecutive5xxErrors: 5,
+              consecutiveGatewayErrors: 3,
+              interval: "10s",
+              baseEjectionTime: "30s",
+              maxEjectionPercent: 50,
+            },
+          },
+        },
+      },
+      { parent: this },
     );
 
     this.gatewayName = gateway.metadata.name;

@@ -3,14 +3,46 @@ import * as pulumi from "@pulumi/pulumi";
 
 /** Where Istio publishes its Helm charts. */
 export const ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts";
-/** The Istio version installed when none is given. */
-export const DEFAULT_ISTIO_VERSION = "1.24.2";
+/**
+ * The Istio version installed when none is given. Istio supports a minor release until six weeks
+ * after the second one after it; move on when istio.io/latest/docs/releases/supported-releases
+ * lists a newer one whose Kubernetes range covers {@link ISTIO_KUBERNETES_RANGE}'s clusters.
+ */
+export const DEFAULT_ISTIO_VERSION = "1.31.1";
+/**
+ * Kubernetes minors {@link DEFAULT_ISTIO_VERSION} is supported on ("Istio 1.31.0 is officially
+ * supported on Kubernetes versions 1.32 to 1.36", its release announcement). The Kind node image
+ * in infra/kind/cluster.yaml and GKE's regular channel (1.34 to 1.36 as of November 2026) must
+ * lie inside it.
+ */
+export const ISTIO_KUBERNETES_RANGE = { oldest: "1.32", newest: "1.36" } as const;
 /** Labels of the ingress gateway pods, which a Gateway's selector names. */
 export const INGRESS_GATEWAY_SELECTOR: Readonly<Record<string, string>> = {
   istio: "ingressgateway",
 };
-/** Helm release name of the gateway; the chart names its Deployment and Service after it. */
+/** Helm release name of the gateway; the chart names its Deployment after it, and so does the Service. */
 export const INGRESS_GATEWAY_NAME = "istio-ingressgateway";
+/** Replicas of istiod and of the gateway: a node drain then moves one while the other serves. */
+export const MESH_REPLICAS = 2;
+
+/** The labels the gateway chart gives its pods (its `gateway.selectorLabels`). */
+const GATEWAY_POD_LABELS = { app: INGRESS_GATEWAY_NAME, ...INGRESS_GATEWAY_SELECTOR };
+
+/**
+ * A preference to put the pods `labels` selects on different nodes. A preference, not a rule: the
+ * disruption budgets already keep one replica up through a drain, and a hard rule would leave the
+ * mesh half installed (and the chart's wait failing) on a one-node cluster.
+ */
+function spreadAcrossNodes(labels: Record<string, string>) {
+  return [
+    {
+      maxSkew: 1,
+      topologyKey: "kubernetes.io/hostname",
+      whenUnsatisfiable: "ScheduleAnyway",
+      labelSelector: { matchLabels: labels },
+    },
+  ];
+}
 
 /** Arguments of {@link Istio}. */
 export interface IstioArgs {
@@ -20,14 +52,17 @@ export interface IstioArgs {
   readonly systemNamespace?: pulumi.Input<string>;
   /** Namespace for the ingress gateway; default "istio-ingress". */
   readonly gatewayNamespace?: pulumi.Input<string>;
-  /** Service type of the ingress gateway; default "LoadBalancer". */
-  readonly gatewayServiceType?: pulumi.Input<"LoadBalancer" | "NodePort" | "ClusterIP">;
+  /** IPv4 CIDRs the gateway's load balancer admits; default empty, any source. */
+  readonly loadBalancerSourceRanges?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Whether the load balancer also opens 443 for HTTPS; default false. */
+  readonly https?: boolean;
 }
 
 /**
  * Istio from its official charts: `base` (CRDs), `istiod` and the `gateway` chart as the ingress
- * gateway, each waiting for the one before. Custom resources of networking.istio.io must depend
- * on {@link Istio.crds}.
+ * gateway, each waiting for the one before, istiod and the gateway with two replicas, a
+ * disruption budget that lets one go and a spread across nodes; and the gateway's LoadBalancer
+ * Service. Custom resources of networking.istio.io must depend on {@link Istio.crds}.
  */
 export class Istio extends pulumi.ComponentResource {
   /** The release that installs Istio's CRDs. */
@@ -38,6 +73,8 @@ export class Istio extends pulumi.ComponentResource {
   readonly gateway: k8s.helm.v3.Release;
   /** Namespace of the ingress gateway, for network policies that admit its traffic. */
   readonly gatewayNamespace: pulumi.Output<string>;
+  /** The LoadBalancer Service in front of the gateway pods. */
+  readonly gatewayService: k8s.core.v1.Service;
   /** The gateway Service's load balancer IP (or hostname); undefined until one is assigned. */
   readonly gatewayAddress: pulumi.Output<string | undefined>;
 
@@ -88,23 +125,28 @@ export class Istio extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // The chart's values sit at the top level (not under `pilot:`, which it ignores). Its default
+    // request (500m CPU, 2Gi) does not fit a laptop's Kind cluster.
     this.istiod = new k8s.helm.v3.Release(
       `${name}-istiod`,
       {
         ...chart("istiod"),
         name: "istiod",
         namespace: systemNamespace.metadata.name,
-        // The chart's default request (500m CPU, 2Gi) does not fit a laptop's Kind cluster.
         values: {
-          pilot: {
-            autoscaleEnabled: false,
-            resources: { requests: { cpu: "100m", memory: "256Mi" } },
-          },
+          autoscaleEnabled: false,
+          replicaCount: MESH_REPLICAS,
+          // The chart's budget is minAvailable 1, which with one replica blocks every drain.
+          pdb: { maxUnavailable: 1 },
+          topologySpreadConstraints: spreadAcrossNodes({ app: "istiod" }),
+          resources: { requests: { cpu: "100m", memory: "256Mi" } },
         },
       },
       { parent: this, dependsOn: [this.crds] },
     );
 
+    // No Service from the chart ("None"): the program owns the load balancer below, so `destroy`
+    // waits for the cloud to release it before the cluster goes.
     this.gateway = new k8s.helm.v3.Release(
       `${name}-gateway`,
       {
@@ -113,22 +155,50 @@ export class Istio extends pulumi.ComponentResource {
         namespace: gatewayNamespace.metadata.name,
         values: {
           labels: { ...INGRESS_GATEWAY_SELECTOR },
-          service: { type: args.gatewayServiceType ?? "LoadBalancer" },
+          service: { type: "None" },
+          autoscaling: { enabled: true, minReplicas: MESH_REPLICAS, maxReplicas: 5 },
+          podDisruptionBudget: { maxUnavailable: 1 },
+          topologySpreadConstraints: spreadAcrossNodes(GATEWAY_POD_LABELS),
         },
       },
       // The gateway's pods get their proxy config injected by istiod's webhook.
       { parent: this, dependsOn: [this.istiod] },
     );
 
-    // Read back the Service the chart created, for its load balancer address.
-    const gatewayService = k8s.core.v1.Service.get(
+    // The public entry point. Pulumi deletes it and waits until its finalizer is gone, i.e. until
+    // the cloud load balancer, its forwarding rule and firewall rules are released. Local traffic
+    // policy: health checks go to the nodes running a gateway, so GKE makes no cluster-wide node
+    // health-check firewall rule (the one that outlives clusters and blocks the network's
+    // deletion), and the gateway sees the client's address.
+    const ports = [{ name: "http2", port: 80, targetPort: 80, protocol: "TCP" }];
+    if (args.https) {
+      ports.push({ name: "https", port: 443, targetPort: 443, protocol: "TCP" });
+    }
+    this.gatewayService = new k8s.core.v1.Service(
       `${name}-gateway-service`,
-      pulumi.interpolate`${this.gateway.status.namespace}/${this.gateway.status.name}`,
-      { parent: this, dependsOn: [this.gateway] },
+      {
+        metadata: {
+          name: INGRESS_GATEWAY_NAME,
+          namespace: gatewayNamespace.metadata.name,
+          labels: { ...GATEWAY_POD_LABELS, "app.kubernetes.io/part-of": "mlscore" },
+        },
+        spec: {
+          type: "LoadBalancer",
+          externalTrafficPolicy: "Local",
+          loadBalancerSourceRanges: args.loadBalancerSourceRanges,
+          selector: GATEWAY_POD_LABELS,
+          ports,
+        },
+      },
+      {
+        parent: this,
+        dependsOn: [this.gateway],
+        customTimeouts: { create: "10m", update: "10m", delete: "10m" },
+      },
     );
 
     this.gatewayNamespace = gatewayNamespace.metadata.name;
-    this.gatewayAddress = gatewayService.status.apply((status) => {
+    this.gatewayAddress = this.gatewayService.status.apply((status) => {
       const ingress = status?.loadBalancer?.ingress?.[0];
       return ingress?.ip || ingress?.hostname || undefined;
     });

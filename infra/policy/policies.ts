@@ -22,14 +22,15 @@ export interface LoadBalancerConfig {
 }
 
 /**
- * Without a policy config file only the Istio ingress gateway (the Helm release the program
- * names `istio-gateway`) may be a load balancer: the safest reading of "where allowed".
+ * Without a policy config file only the Istio ingress gateway's Service (the program names it
+ * `istio-gateway-service`) may be a load balancer: the safest reading of "where allowed".
  */
-export const DEFAULT_ALLOWED_LOAD_BALANCERS: readonly string[] = ["istio-gateway"];
+export const DEFAULT_ALLOWED_LOAD_BALANCERS: readonly string[] = ["istio-gateway-service"];
 
 const SERVICE = "kubernetes:core/v1:Service";
 const HELM_RELEASE = "kubernetes:helm.sh/v3:Release";
 const GKE_CLUSTER = "gcp:container/cluster:Cluster";
+const GKE_NODE_POOL = "gcp:container/nodePool:NodePool";
 const KUBERNETES_PROVIDER = "pulumi:providers:kubernetes";
 
 type Props = Readonly<Record<string, unknown>>;
@@ -167,17 +168,8 @@ export const singlePublicEntryPoint: StackValidationPolicy = {
   description: "At most one resource in the stack asks for a load balancer.",
   enforcementLevel: "mandatory",
   validateStack: (args, report) => {
-    const exposing = args.resources.filter((r: PolicyResource) =>
+    const entryPoints = args.resources.filter((r: PolicyResource) =>
       exposesLoadBalancer(r.type, r.props),
-    );
-    // A chart's Service that the program reads back (for its address) depends on the release
-    // that made it: one entry point, not two.
-    const entryPoints = exposing.filter(
-      (r) =>
-        !(
-          r.type === SERVICE &&
-          r.dependencies.some((d) => d.type === HELM_RELEASE && exposing.includes(d))
-        ),
     );
     if (entryPoints.length > 1) {
       report(
@@ -217,6 +209,35 @@ export const gkeClusterHardened: ResourceValidationPolicy = {
     }
     if (valueAt(props, "masterAuth.clientCertificateConfig.issueClientCertificate") === true) {
       report(`${args.name}: masterAuth must not issue a client certificate`);
+    }
+  },
+};
+
+/** Node service accounts that are the project's Compute Engine default one, or none at all. */
+const DEFAULT_NODE_ACCOUNT = /^(default|\d+-compute@developer\.gserviceaccount\.com)?$/;
+
+/**
+ * Mandatory: nodes left on the Compute Engine default service account either hold Editor on the
+ * whole project (older organisations) or cannot pull images and write logs at all (organisations
+ * created after 3 May 2024, which no longer grant it). Either way the cluster is wrong; a
+ * dedicated account with roles/container.defaultNodeServiceAccount is right everywhere.
+ */
+export const gkeNodesDedicatedServiceAccount: ResourceValidationPolicy = {
+  name: "gke-nodes-dedicated-service-account",
+  description:
+    "GKE node pools (and a cluster's default pool) run as a dedicated service account, not the " +
+    "Compute Engine default one.",
+  enforcementLevel: "mandatory",
+  validateResource: (args, report) => {
+    if (args.type !== GKE_CLUSTER && args.type !== GKE_NODE_POOL) {
+      args.notApplicable(`only ${GKE_CLUSTER} and ${GKE_NODE_POOL}`);
+    }
+    const account = valueAt(args.props, "nodeConfig.serviceAccount");
+    if (typeof account !== "string" || DEFAULT_NODE_ACCOUNT.test(account)) {
+      report(
+        `${args.name}: nodeConfig.serviceAccount is the Compute Engine default; run the nodes ` +
+          "as their own account with roles/container.defaultNodeServiceAccount",
+      );
     }
   },
 };
@@ -285,6 +306,7 @@ export const policies: Array<ResourceValidationPolicy | StackValidationPolicy> =
   loadBalancersWhereAllowed,
   singlePublicEntryPoint,
   gkeClusterHardened,
+  gkeNodesDedicatedServiceAccount,
   gkeDeletionProtectionOff,
   kubeconfigWithoutStaticCredentials,
 ];

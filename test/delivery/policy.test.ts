@@ -13,6 +13,7 @@ import {
   DEFAULT_ALLOWED_LOAD_BALANCERS,
   gkeClusterHardened,
   gkeDeletionProtectionOff,
+  gkeNodesDedicatedServiceAccount,
   imagesPinnedByDigest,
   kubeconfigWithoutStaticCredentials,
   loadBalancersWhereAllowed,
@@ -457,7 +458,38 @@ describe("policies against deliberately broken resources", () => {
           one(gke(), "kubernetes:core/v1:Service", "scoring-service"),
           (p) => (p.spec.type = "LoadBalancer"),
         ),
-      "scoring-service asks for a LoadBalancer, which this stack allows only for [istio-gateway]; use ClusterIP behind the gateway, or allow it in infra/policy/config/<stack>.json",
+      "scoring-service asks for a LoadBalancer, which this stack allows only for [istio-gateway-service]; use ClusterIP behind the gateway, or allow it in infra/policy/config/<stack>.json",
+    ],
+    [
+      "a node pool on the Compute Engine default service account",
+      gkeNodesDedicatedServiceAccount,
+      () =>
+        broken(
+          one(gke(), "gcp:container/nodePool:NodePool", "gke-nodes"),
+          (p) =>
+            (p.nodeConfig.serviceAccount = "123456789012-compute@developer.gserviceaccount.com"),
+        ),
+      "gke-nodes: nodeConfig.serviceAccount is the Compute Engine default; run the nodes as their own account with roles/container.defaultNodeServiceAccount",
+    ],
+    [
+      "a node pool with no service account at all",
+      gkeNodesDedicatedServiceAccount,
+      () =>
+        broken(
+          one(gke(), "gcp:container/nodePool:NodePool", "gke-nodes"),
+          (p) => delete p.nodeConfig.serviceAccount,
+        ),
+      "gke-nodes: nodeConfig.serviceAccount is the Compute Engine default",
+    ],
+    [
+      "a cluster whose default pool runs as the default account",
+      gkeNodesDedicatedServiceAccount,
+      () =>
+        broken(
+          one(gke(), "gcp:container/cluster:Cluster", "gke-cluster"),
+          (p) => (p.nodeConfig.serviceAccount = "default"),
+        ),
+      "gke-cluster: nodeConfig.serviceAccount is the Compute Engine default",
     ],
     [
       "a GKE cluster without Workload Identity",
@@ -546,9 +578,9 @@ describe("policies against deliberately broken resources", () => {
     expect(onGke.applicable && onGke.violations.length).toBe(1);
   });
 
-  it("allows only the Istio gateway when no policy config is given", async () => {
-    expect(DEFAULT_ALLOWED_LOAD_BALANCERS).toEqual(["istio-gateway"]);
-    const gateway = one(dev(), "kubernetes:helm.sh/v3:Release", "istio-gateway");
+  it("allows only the Istio gateway's Service when no policy config is given", async () => {
+    expect(DEFAULT_ALLOWED_LOAD_BALANCERS).toEqual(["istio-gateway-service"]);
+    const gateway = one(dev(), "kubernetes:core/v1:Service", "istio-gateway-service");
     expect(await validate(loadBalancersWhereAllowed, asAnalyzed(gateway))).toEqual({
       applicable: true,
       violations: [],
@@ -556,8 +588,17 @@ describe("policies against deliberately broken resources", () => {
     const renamed = { ...asAnalyzed(gateway), name: "other-gateway" };
     const outcome = await validate(loadBalancersWhereAllowed, renamed);
     expect(outcome.applicable && outcome.violations).toEqual([
-      "other-gateway asks for a LoadBalancer, which this stack allows only for [istio-gateway]; use ClusterIP behind the gateway, or allow it in infra/policy/config/<stack>.json",
+      "other-gateway asks for a LoadBalancer, which this stack allows only for [istio-gateway-service]; use ClusterIP behind the gateway, or allow it in infra/policy/config/<stack>.json",
     ]);
+  });
+
+  it("counts a gateway chart that would make its own load balancer", async () => {
+    const chart = broken(
+      one(dev(), "kubernetes:helm.sh/v3:Release", "istio-gateway"),
+      (p) => (p.values.service.type = "LoadBalancer"),
+    );
+    const outcome = await validate(loadBalancersWhereAllowed, chart, policyConfig("gke"));
+    expect(outcome.applicable && outcome.violations.length).toBe(1);
   });
 
   it("rejects a second public entry point in the stack", async () => {
@@ -567,7 +608,7 @@ describe("policies against deliberately broken resources", () => {
       }
     });
     expect(await validateStack(singlePublicEntryPoint, resources)).toEqual([
-      "2 resources ask for a load balancer (istio-gateway, scoring-service); expose one entry point",
+      "2 resources ask for a load balancer (istio-gateway-service, scoring-service); expose one entry point",
     ]);
   });
 

@@ -82,15 +82,14 @@ describe("smoke test against the real service", () => {
     expect(lines[0]).toBe(`smoke test of ${service.url}`);
     expect(lines[1]).toMatch(/^check\s+result\s+http\s+ms$/);
     for (const check of [
-      "liveness /healthz",
-      "readiness /readyz",
+      "v2 liveness /v2/health/live",
+      "v2 readiness /v2/health/ready",
       "/score iris setosa",
       "Seldon v1 ndarray",
       "v2 server and model metadata",
       "v2 infer",
       "KServe v1 predict",
       "MLflow dataframe_split",
-      "/openapi.json",
       "/score: malformed JSON -> 400",
       "Seldon v1: malformed JSON -> 400",
       "v2: malformed JSON -> 400",
@@ -103,7 +102,8 @@ describe("smoke test against the real service", () => {
         expect.stringMatching(new RegExp(`^${escape(check)}\\s+PASS\\s+\\d{3}\\s+\\d+$`)),
       );
     }
-    expect(run.stdout).toContain("all 16 checks passed");
+    expect(run.stdout).toContain("all 15 checks passed");
+    expect(run.stdout).not.toContain("operations paths hidden");
   });
 
   it("finds the URL from the stack's endpoint output with --stack", async () => {
@@ -123,6 +123,15 @@ describe("smoke test against the real service", () => {
     }
   });
 
+  it("with --gateway, fails where the operations paths are served, as the bare service does", async () => {
+    const run = await smoke(["--url", service.url, "--gateway"]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(
+      "FAIL operations paths hidden at the gateway: /metrics should not be routed (404), got 200",
+    );
+    expect(run.stdout).toMatch(/1 of 16 checks failed$/m);
+  });
+
   it("fails on the wrong model name with a 404 from every model route", async () => {
     const run = await smoke(["--url", service.url, "--model", "mnist"]);
     expect(run.code).toBe(1);
@@ -139,7 +148,7 @@ describe("smoke test against services that answer wrongly", () => {
       const run = await smoke(["--url", url]);
       expect(run.code).toBe(1);
       // Health endpoints that answer 200 pass; everything that checks content fails.
-      expect(run.stdout).toMatch(/^liveness \/healthz\s+PASS\s+200/m);
+      expect(run.stdout).toMatch(/^v2 liveness \/v2\/health\/live\s+PASS\s+200/m);
       expect(run.stdout).toContain(
         "FAIL /score iris setosa: score[0] should be a row of class scores, got nothing",
       );
@@ -147,7 +156,20 @@ describe("smoke test against services that answer wrongly", () => {
         "FAIL /score: malformed JSON -> 400: expected HTTP 400, got 200: {}",
       );
       expect(run.stdout).toContain("FAIL v2 unknown model -> 404: expected HTTP 404, got 200: {}");
-      expect(run.stdout).toMatch(/14 of 16 checks failed$/m);
+      expect(run.stdout).toMatch(/13 of 15 checks failed$/m);
+    } finally {
+      await close(server);
+    }
+  });
+
+  it("with --gateway, passes the hiding check where the operations paths answer 404", async () => {
+    const hidden = ["/metrics", "/openapi.json", "/healthz", "/readyz"];
+    const { url, server } = await fakeServer((_method, route) =>
+      hidden.includes(route) ? { status: 404, body: "" } : { status: 200, body: "{}" },
+    );
+    try {
+      const run = await smoke(["--url", url, "--gateway"]);
+      expect(run.stdout).toMatch(/^operations paths hidden at the gateway\s+PASS\s+404/m);
     } finally {
       await close(server);
     }
@@ -176,8 +198,10 @@ describe("smoke test against services that answer wrongly", () => {
       const started = Date.now();
       const run = await smoke(["--url", url, "--timeout-ms", "200"]);
       expect(run.code).toBe(1);
-      expect(run.stdout).toContain("FAIL liveness /healthz: GET /healthz: no answer within 200 ms");
-      expect(run.stdout).toMatch(/^liveness \/healthz\s+FAIL\s+-\s+\d+$/m);
+      expect(run.stdout).toContain(
+        "FAIL v2 liveness /v2/health/live: GET /v2/health/live: no answer within 200 ms",
+      );
+      expect(run.stdout).toMatch(/^v2 liveness \/v2\/health\/live\s+FAIL\s+-\s+\d+$/m);
       expect(Date.now() - started).toBeLessThan(30_000);
     } finally {
       await close(server);
@@ -189,8 +213,10 @@ describe("smoke test against services that answer wrongly", () => {
     await close(server);
     const run = await smoke(["--url", url]);
     expect(run.code).toBe(1);
-    expect(run.stdout).toContain("FAIL liveness /healthz: GET /healthz: connect ECONNREFUSED");
-    expect(run.stdout).toMatch(/16 of 16 checks failed$/m);
+    expect(run.stdout).toContain(
+      "FAIL v2 liveness /v2/health/live: GET /v2/health/live: connect ECONNREFUSED",
+    );
+    expect(run.stdout).toMatch(/15 of 15 checks failed$/m);
   });
 
   it("exits 1 with the CLI's message when the stack has no endpoint", async () => {
@@ -226,15 +252,26 @@ describe("smoke command line", () => {
       model: "iris",
       timeoutMs: 5000,
       waitSeconds: 0,
+      gateway: false,
     });
     expect(
-      parseArgs(["--stack=gke", "--model", "wine", "--timeout-ms", "900", "--wait", "60"]),
+      parseArgs([
+        "--stack=gke",
+        "--model",
+        "wine",
+        "--timeout-ms",
+        "900",
+        "--wait",
+        "60",
+        "--gateway",
+      ]),
     ).toEqual({
       url: undefined,
       stack: "gke",
       model: "wine",
       timeoutMs: 900,
       waitSeconds: 60,
+      gateway: true,
     });
   });
 

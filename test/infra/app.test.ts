@@ -1,15 +1,24 @@
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
+import { MIB } from "../../infra/app/model-budget";
+import {
+  GKE_METADATA_SERVER,
+  PRIVATE_RANGES,
+  isRemoteModelUri,
+  modelStoreEgress,
+} from "../../infra/app/model-store";
 import {
   CONTAINER_PORT,
   PRE_STOP_SLEEP_SECONDS,
-  PRIVATE_RANGES,
-  SERVICE_ACCOUNT_NAME,
   SHUTDOWN_GRACE_SECONDS,
+} from "../../infra/app/pod-spec";
+import {
+  REVISION_ANNOTATION,
+  SERVICE_ACCOUNT_NAME,
   ScoringApp,
   type ScoringAppArgs,
   checkImagePinned,
-  isRemoteModelUri,
-  modelStoreEgress,
 } from "../../infra/app/scoring-app";
 import {
   fakeLoadBalancerIp,
@@ -22,6 +31,8 @@ import { assertPodPolicy } from "./schemas/policy";
 
 const DIGEST = "a".repeat(64);
 const IMAGE = `localhost:5001/mlscore-service@sha256:${DIGEST}`;
+
+const REVISION = "0123456789abcdef0123456789abcdef01234567";
 
 const GSA_EMAIL = "mlscore-scoring@mlscore-test-project.iam.gserviceaccount.com";
 
@@ -36,6 +47,7 @@ const BASE_ARGS: ScoringAppArgs = {
   cpuLimit: "1",
   memoryRequest: "256Mi",
   memoryLimit: "512Mi",
+  modelMaxBytes: 128 * MIB,
   serviceType: "ClusterIP",
 };
 
@@ -56,7 +68,7 @@ function runApp(args: ScoringAppArgs): Promise<RecordedRun> {
 }
 
 interface PodTemplate {
-  metadata: { labels: Record<string, string> };
+  metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
   spec: {
     terminationGracePeriodSeconds: number;
     serviceAccountName?: string;
@@ -68,10 +80,14 @@ interface PodTemplate {
       name: string;
       image: string;
       ports: Array<{ name: string; containerPort: number }>;
-      env: Array<{ name: string; value: string }>;
+      env: Array<{ name: string; value?: string; valueFrom?: unknown }>;
       readinessProbe: { httpGet: { path: string; port: string } };
       livenessProbe: { httpGet: { path: string; port: string } };
-      startupProbe: { httpGet: { path: string; port: string } };
+      startupProbe: {
+        httpGet: { path: string; port: string };
+        periodSeconds: number;
+        failureThreshold: number;
+      };
       lifecycle: { preStop: { sleep: { seconds: number } } };
       resources: { requests: Record<string, string>; limits: Record<string, string> };
       volumeMounts: Array<{ name: string; mountPath: string }>;
@@ -95,6 +111,8 @@ const TYPES = {
   hpa: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
   pdb: "kubernetes:policy/v1:PodDisruptionBudget",
   networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  secret: "kubernetes:core/v1:Secret",
+  podMonitoring: "kubernetes:monitoring.googleapis.com/v1:PodMonitoring",
 } as const;
 
 describe("ScoringApp behind a gateway with a remote model", () => {
@@ -107,6 +125,9 @@ describe("ScoringApp behind a gateway with a remote model", () => {
     modelName: "iris",
     ingressFromNamespace: "istio-ingress",
     gcpServiceAccount: GSA_EMAIL,
+    monitoringNamespace: "gmp-system",
+    podMonitoring: true,
+    revision: REVISION,
   };
 
   beforeAll(async () => {
@@ -130,6 +151,8 @@ describe("ScoringApp behind a gateway with a remote model", () => {
         `${TYPES.networkPolicy} scoring-allow-ingress`,
         `${TYPES.networkPolicy} scoring-allow-dns`,
         `${TYPES.networkPolicy} scoring-allow-model-store`,
+        `${TYPES.secret} scoring-model-source`,
+        `${TYPES.podMonitoring} scoring-pod-monitoring`,
       ].sort(),
     );
   });
@@ -237,16 +260,74 @@ describe("ScoringApp behind a gateway with a remote model", () => {
     );
   });
 
-  it("passes the port, model URI and model name to the service", () => {
+  it("passes the port, model name and the model size's limits to the service", () => {
     const container = podTemplate(deployment).spec.containers[0];
     expect(container.env).toEqual(
       expect.arrayContaining([
         { name: "PORT", value: "8080" },
-        { name: "MODEL_URI", value: "gs://models/iris/model.onnx" },
         { name: "MODEL_NAME", value: "iris" },
+        { name: "MODEL_MAX_BYTES", value: String(128 * MIB) },
+        // 60 s plus 128 MiB at 8 MiB/s.
+        { name: "MODEL_LOAD_TIMEOUT_SECONDS", value: "76" },
       ]),
     );
     expect(container.image).toBe(IMAGE);
+  });
+
+  it("hands the model URI over through a Secret, never in the Deployment", () => {
+    const secret = run.one(TYPES.secret, "scoring-model-source");
+    // The Kubernetes SDK marks a Secret's data secret whatever it holds.
+    expect(secretValue(secret.inputs.stringData)).toEqual({
+      MODEL_URI: "gs://models/iris/model.onnx",
+    });
+    // Autonamed, so a new URI makes a new Secret, a new reference and a rollout.
+    expect(secret.inputs.metadata).not.toHaveProperty("name");
+    const secretName = (secret.state.metadata as { name: string }).name;
+    expect(podTemplate(deployment).spec.containers[0].env).toContainEqual({
+      name: "MODEL_URI",
+      valueFrom: { secretKeyRef: { name: secretName, key: "MODEL_URI" } },
+    });
+    expect(JSON.stringify(deployment.inputs)).not.toContain("gs://models");
+    expect(run.waitsFor(deployment, secret)).toBe(true);
+  });
+
+  it("gives the startup probe the service's load timeout and 30 s more", () => {
+    const startup = podTemplate(deployment).spec.containers[0].startupProbe;
+    expect(startup.periodSeconds * startup.failureThreshold).toBe(106);
+  });
+
+  it("sizes /tmp for the model, a partial download beside it and 64 MiB of slack", () => {
+    expect(podTemplate(deployment).spec.volumes).toEqual([
+      { name: "tmp", emptyDir: { sizeLimit: "320Mi" } },
+    ]);
+  });
+
+  it("records the commit on the Deployment, outside the pod template a rollout follows", () => {
+    expect(deployment.inputs.metadata).toMatchObject({
+      annotations: { [REVISION_ANNOTATION]: REVISION },
+    });
+    expect(JSON.stringify(podTemplate(deployment))).not.toContain(REVISION);
+  });
+
+  it("is scraped: prometheus.io annotations, a PodMonitoring, and its namespace admitted", () => {
+    expect(podTemplate(deployment).metadata.annotations).toEqual({
+      "prometheus.io/scrape": "true",
+      "prometheus.io/port": "8080",
+      "prometheus.io/path": "/metrics",
+    });
+    const monitoring = run.one(TYPES.podMonitoring, "scoring-pod-monitoring");
+    expect(monitoring.inputs.spec).toEqual({
+      selector: {
+        matchLabels: spec<{ selector: { matchLabels: unknown } }>(deployment).selector.matchLabels,
+      },
+      endpoints: [{ port: "http", path: "/metrics", interval: "30s" }],
+    });
+    const ingress = spec<{ ingress: Array<{ from: unknown[] }> }>(
+      run.one(TYPES.networkPolicy, "scoring-allow-ingress"),
+    );
+    expect(ingress.ingress[0].from).toContainEqual({
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "gmp-system" } },
+    });
   });
 
   it("requests and limits CPU and memory as given", () => {
@@ -266,9 +347,6 @@ describe("ScoringApp behind a gateway with a remote model", () => {
     });
     expect(pod.automountServiceAccountToken).toBe(false);
     expect(pod.containers[0].volumeMounts).toEqual([{ name: "tmp", mountPath: "/tmp" }]);
-    expect(pod.volumes).toEqual([
-      expect.objectContaining({ name: "tmp", emptyDir: expect.anything() }),
-    ]);
   });
 
   it("fails a stuck rollout in minutes, not the default ten", () => {
@@ -302,7 +380,7 @@ describe("ScoringApp behind a gateway with a remote model", () => {
     ]);
   });
 
-  it("denies all traffic by default and admits only the gateway namespace and itself", () => {
+  it("denies all traffic by default and admits only the gateway, itself and Prometheus", () => {
     const denyAll = spec<{ podSelector: unknown; policyTypes: string[]; ingress?: unknown }>(
       run.one(TYPES.networkPolicy, "scoring-deny-all"),
     );
@@ -317,6 +395,7 @@ describe("ScoringApp behind a gateway with a remote model", () => {
             namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "istio-ingress" } },
           },
           { podSelector: {} },
+          { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "gmp-system" } } },
         ],
         ports: [{ protocol: "TCP", port: CONTAINER_PORT }],
       },
@@ -401,6 +480,23 @@ describe("ScoringApp on its own load balancer with the built-in model", () => {
     ).toBe(SERVICE_ACCOUNT_NAME);
   });
 
+  it("admits only the configured sources at its load balancer", async () => {
+    const ranged = await runApp({
+      ...BASE_ARGS,
+      serviceType: "LoadBalancer",
+      loadBalancerSourceRanges: ["203.0.113.0/24"],
+    });
+    expect(spec<unknown>(ranged.one(TYPES.service, "scoring-service"))).toMatchObject({
+      type: "LoadBalancer",
+      loadBalancerSourceRanges: ["203.0.113.0/24"],
+    });
+  });
+
+  it("declares no Secret and no PodMonitoring when it has neither a model URI nor GKE", () => {
+    expect(run.ofType(TYPES.secret)).toEqual([]);
+    expect(run.ofType(TYPES.podMonitoring)).toEqual([]);
+  });
+
   it("opens no egress beyond DNS for a model inside the image", () => {
     const store = spec<{ egress: unknown[] }>(
       run.one(TYPES.networkPolicy, "scoring-allow-model-store"),
@@ -420,6 +516,24 @@ describe("ScoringApp given a movable image tag", () => {
 });
 
 describe("model store helpers", () => {
+  it("open HTTPS plus exactly the metadata-server addresses Google documents for a gs:// model", () => {
+    expect(modelStoreEgress("gs://b/m.onnx")).toEqual([
+      {
+        to: [{ ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_RANGES } }],
+        ports: [{ protocol: "TCP", port: 443 }],
+      },
+      { to: [{ ipBlock: { cidr: "169.254.169.254/32" } }], ports: [{ protocol: "TCP", port: 80 }] },
+      {
+        to: [{ ipBlock: { cidr: "169.254.169.252/32" } }],
+        ports: [{ protocol: "TCP", port: 988 }],
+      },
+    ]);
+    expect(GKE_METADATA_SERVER.map((m) => `${m.cidr}:${m.port}`)).toEqual([
+      "169.254.169.254/32:80",
+      "169.254.169.252/32:988",
+    ]);
+  });
+
   it("treat https:// and gs:// as remote, paths and identity as local", () => {
     expect(["https://x/m.onnx", "gs://b/m.onnx"].map(isRemoteModelUri)).toEqual([true, true]);
     expect(
@@ -440,5 +554,98 @@ describe("model store helpers", () => {
     expect(checkImagePinned(IMAGE)).toBe(IMAGE);
     expect(() => checkImagePinned("repo@sha256:abc")).toThrow("must be pinned by digest");
     expect(() => checkImagePinned(`repo:1.0`)).toThrow('got "repo:1.0"');
+  });
+});
+
+/** The value inside a secret input as the engine received it; undefined when it is not secret. */
+function secretValue(value: unknown): unknown {
+  const wrapped = value as Record<string, unknown> | undefined;
+  return wrapped?.[specialSigKey] === specialSecretSig ? wrapped.value : undefined;
+}
+
+describe("ScoringApp given a presigned model URL as a secret", () => {
+  const url = "https://models.example.com/iris.onnx?X-Goog-Signature=0123abcd";
+  let run: RecordedRun;
+
+  beforeAll(async () => {
+    run = await runApp({ ...BASE_ARGS, modelUri: pulumi.secret(url) });
+  });
+
+  it("keeps it secret in the Secret that carries it, and out of every other object", () => {
+    const secret = run.one(TYPES.secret, "scoring-model-source");
+    expect(secretValue(secret.inputs.stringData)).toEqual({ MODEL_URI: url });
+    for (const resource of run.resources.filter((r) => r !== secret)) {
+      expect([resource.name, JSON.stringify(resource.inputs)]).not.toEqual([
+        resource.name,
+        expect.stringContaining("X-Goog-Signature"),
+      ]);
+    }
+  });
+
+  it("still opens HTTPS egress, in rules that carry nothing secret", () => {
+    const store = run.one(TYPES.networkPolicy, "scoring-allow-model-store");
+    expect(spec<{ egress: unknown }>(store).egress).toEqual(modelStoreEgress(url));
+  });
+});
+
+describe("ScoringApp pinned to a model's identity", () => {
+  const sha = "c".repeat(64);
+
+  it("passes MODEL_SHA256 and MODEL_VERSION, so a new digest or version rolls the pods", async () => {
+    const template = async (modelSha256: string, modelVersion: string) =>
+      podTemplate(
+        (await runApp({ ...BASE_ARGS, modelUri: "/models/m.onnx", modelSha256, modelVersion })).one(
+          TYPES.deployment,
+          "scoring-deployment",
+        ),
+      );
+    const first = await template(sha, "2");
+    expect(first.spec.containers[0].env).toEqual(
+      expect.arrayContaining([
+        { name: "MODEL_SHA256", value: sha },
+        { name: "MODEL_VERSION", value: "2" },
+      ]),
+    );
+    expect(await template("d".repeat(64), "2")).not.toEqual(first);
+    expect(await template(sha, "3")).not.toEqual(first);
+    expect(await template(sha, "2")).toEqual(first);
+  });
+});
+
+describe("ScoringApp spread as a rule", () => {
+  it("uses DoNotSchedule with minDomains, so missing nodes leave pods Pending", async () => {
+    const run = await runApp({ ...BASE_ARGS, spreadMinNodes: 3 });
+    const spread = podTemplate(run.one(TYPES.deployment, "scoring-deployment")).spec
+      .topologySpreadConstraints;
+    expect(spread).toEqual([
+      expect.objectContaining({
+        topologyKey: "kubernetes.io/hostname",
+        maxSkew: 1,
+        whenUnsatisfiable: "DoNotSchedule",
+        minDomains: 3,
+      }),
+    ]);
+    for (const { object } of run.kubernetesObjects()) {
+      expect(() => validateKubernetesObject(object)).not.toThrow();
+    }
+  });
+});
+
+describe("ScoringApp for a 1 GiB model", () => {
+  it("derives the timeout, the startup window, /tmp and the rollout timeout from its size", async () => {
+    const run = await runApp({ ...BASE_ARGS, modelMaxBytes: 1024 * MIB });
+    const deployment = run.one(TYPES.deployment, "scoring-deployment");
+    const pod = podTemplate(deployment).spec;
+    expect(pod.containers[0].env).toEqual(
+      expect.arrayContaining([
+        { name: "MODEL_MAX_BYTES", value: String(1024 * MIB) },
+        { name: "MODEL_LOAD_TIMEOUT_SECONDS", value: "188" },
+      ]),
+    );
+    const startup = pod.containers[0].startupProbe;
+    expect(startup.periodSeconds * startup.failureThreshold).toBe(218);
+    expect(pod.volumes).toEqual([{ name: "tmp", emptyDir: { sizeLimit: "2112Mi" } }]);
+    // Two model loads (436 s) and a minute: 9 minutes, not the 5 a small model gets.
+    expect(deployment.customTimeouts).toEqual({ create: "9m", update: "9m", delete: "2m" });
   });
 });

@@ -11,6 +11,8 @@ import {
   type RawConfig,
   type StackConfig,
 } from "../../infra/config";
+import { DEFAULT_ISTIO_VERSION } from "../../infra/platform/istio";
+import { DEFAULT_METRICS_SERVER_VERSION } from "../../infra/platform/metrics-server";
 import { readStackConfig, REPO_ROOT } from "./harness";
 
 interface Declaration {
@@ -129,6 +131,7 @@ describe("parseConfig on the real stacks", () => {
         clusterName: "mlscore",
         metallbVersion: "0.14.9",
         metallbAddressRange: undefined,
+        metricsServerVersion: DEFAULT_METRICS_SERVER_VERSION,
       },
       app: {
         namespace: "mlscore",
@@ -136,14 +139,20 @@ describe("parseConfig on the real stacks", () => {
         minReplicas: 2,
         maxReplicas: 4,
         targetCpuUtilization: 70,
-        cpuRequest: "250m",
+        cpuRequest: "1",
         cpuLimit: "1",
         memoryRequest: "256Mi",
         memoryLimit: "512Mi",
         modelUri: undefined,
         modelName: undefined,
+        modelVersion: undefined,
+        modelSha256: undefined,
+        modelMaxBytes: 128 * 2 ** 20,
+        modelUriSecret: false,
+        loadBalancerSourceRanges: [],
+        monitoringNamespace: undefined,
       },
-      istio: { enabled: true, version: "1.24.2" },
+      istio: { enabled: true, version: DEFAULT_ISTIO_VERSION, tlsSecretName: undefined },
     };
     expect(parseConfig(dev)).toEqual(expected);
   });
@@ -160,7 +169,12 @@ describe("parseConfig on the real stacks", () => {
       maxNodes: 5,
       machineType: "e2-standard-2",
     });
-    expect(config.app).toMatchObject({ replicas: 3, minReplicas: 3, maxReplicas: 10 });
+    expect(config.app).toMatchObject({
+      replicas: 3,
+      minReplicas: 3,
+      maxReplicas: 5,
+      monitoringNamespace: "gmp-system",
+    });
   });
 
   it("rejects the gke stack file as committed: the project is the user's to set", () => {
@@ -171,17 +185,44 @@ describe("parseConfig on the real stacks", () => {
   });
 
   it("keeps optional values that are set", () => {
+    const sha = "AB".repeat(32);
     const config = parseConfig({
       ...dev,
-      "mlscore:modelUri": "gs://models-bucket/iris/v2.onnx",
+      "mlscore:modelUri": "https://models.example.com/iris/v2.onnx",
       "mlscore:modelName": "iris-v2",
+      "mlscore:modelVersion": "2",
+      "mlscore:modelSha256": sha,
+      "mlscore:modelMaxSize": "1Gi",
+      "mlscore:memoryLimit": "3Gi",
       "mlscore:metallbAddressRange": "172.18.0.0/28",
-      "mlscore:istioEnabled": "false",
+      "mlscore:loadBalancerSourceRanges": "203.0.113.0/24,198.51.100.7/32",
+      "mlscore:monitoringNamespace": "monitoring",
+      "mlscore:tlsSecretName": "mlscore-tls",
     });
-    expect(config.app.modelUri).toBe("gs://models-bucket/iris/v2.onnx");
-    expect(config.app.modelName).toBe("iris-v2");
-    expect(config.istio.enabled).toBe(false);
+    expect(config.app).toMatchObject({
+      modelUri: "https://models.example.com/iris/v2.onnx",
+      modelName: "iris-v2",
+      modelVersion: "2",
+      modelSha256: sha.toLowerCase(),
+      modelMaxBytes: 2 ** 30,
+      loadBalancerSourceRanges: ["203.0.113.0/24", "198.51.100.7/32"],
+      monitoringNamespace: "monitoring",
+    });
+    expect(config.istio).toEqual({
+      enabled: true,
+      version: DEFAULT_ISTIO_VERSION,
+      tlsSecretName: "mlscore-tls",
+    });
     expect(config.cluster).toMatchObject({ metallbAddressRange: "172.18.0.0/28" });
+  });
+
+  it("turns Istio off on request", () => {
+    expect(parseConfig({ ...dev, "mlscore:istioEnabled": "false" }).istio.enabled).toBe(false);
+  });
+
+  it("accepts a gs:// model on gke, where Workload Identity reads it", () => {
+    const uri = "gs://models-bucket/iris/v2.onnx";
+    expect(parseConfig({ ...gke, "mlscore:modelUri": uri }).app.modelUri).toBe(uri);
   });
 });
 
@@ -254,7 +295,7 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       dev,
       { "mlscore:cpuRequest": "lots" },
       'mlscore:cpuRequest must be a CPU quantity such as 250m or 1 (got "lots"); ' +
-        "set it with: pulumi config set cpuRequest 250m",
+        "set it with: pulumi config set cpuRequest 1",
     ],
     [
       "a CPU request above its limit",
@@ -311,8 +352,8 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       "a floating Istio version",
       dev,
       { "mlscore:istioVersion": "latest" },
-      'mlscore:istioVersion must be a release version such as 1.24.2 (got "latest"); ' +
-        "set it with: pulumi config set istioVersion 1.24.2",
+      'mlscore:istioVersion must be a release version such as 1.31.1 (got "latest"); ' +
+        "set it with: pulumi config set istioVersion 1.31.1",
     ],
     [
       "a MetalLB version with a v prefix",
@@ -414,6 +455,157 @@ describe("parseConfig rejects each bad value with its exact message", () => {
         '(got "large"); set it with: pulumi config set machineType e2-standard-2',
     ],
     [
+      "a memory limit that cannot hold the largest model",
+      dev,
+      { "mlscore:modelMaxSize": "512Mi" },
+      "mlscore:memoryLimit (512Mi) cannot hold a model of mlscore:modelMaxSize (512Mi): loading " +
+        "one peaks at about 1174Mi (150Mi at rest plus the model's share); lower modelMaxSize or " +
+        "raise the limit; set it with: pulumi config set memoryLimit 1174Mi",
+    ],
+    [
+      "a memory limit below what the process needs at rest",
+      dev,
+      {
+        "mlscore:memoryRequest": "64Mi",
+        "mlscore:memoryLimit": "128Mi",
+        "mlscore:modelMaxSize": "1Mi",
+      },
+      "mlscore:memoryLimit (128Mi) cannot hold a model of mlscore:modelMaxSize (1Mi): loading " +
+        "one peaks at about 152Mi (150Mi at rest plus the model's share); lower modelMaxSize or " +
+        "raise the limit; set it with: pulumi config set memoryLimit 152Mi",
+    ],
+    [
+      "a model size that is no memory quantity",
+      dev,
+      { "mlscore:modelMaxSize": "200MB" },
+      'mlscore:modelMaxSize must be a memory quantity such as 256Mi or 1Gi (got "200MB"); ' +
+        "set it with: pulumi config set modelMaxSize 128Mi",
+    ],
+    [
+      "a model size under a mebibyte",
+      dev,
+      { "mlscore:modelMaxSize": "512Ki" },
+      'mlscore:modelMaxSize must be at least 1Mi (got "512Ki"); ' +
+        "set it with: pulumi config set modelMaxSize 128Mi",
+    ],
+    [
+      "a model digest that is not 64 hex characters",
+      dev,
+      { "mlscore:modelSha256": "abc123" },
+      "mlscore:modelSha256 must be empty or the model file's SHA-256 as 64 hexadecimal " +
+        'characters (got "abc123"); set it with: pulumi config set modelSha256 ' +
+        "$(sha256sum model.onnx | cut -c1-64)",
+    ],
+    [
+      "a model version with a space",
+      dev,
+      { "mlscore:modelVersion": "v 2" },
+      'mlscore:modelVersion must be empty or 1-64 letters, digits, "_", "." or "-", starting ' +
+        'with a letter or digit (got "v 2"); set it with: pulumi config set modelVersion 2',
+    ],
+    [
+      "a gs:// model on Kind, which has no Google credentials",
+      dev,
+      { "mlscore:modelUri": "gs://models-bucket/iris.onnx" },
+      "mlscore:modelUri is a gs:// object, which a Kind cluster has no Google credentials to " +
+        "read; use an https:// URL (a signed URL, stored with --secret) or target gke; set it " +
+        "with: pulumi config set modelUri --secret " +
+        "https://storage.googleapis.com/my-bucket/model.onnx?X-Goog-Signature=...",
+    ],
+    [
+      "an https:// model on a private address the egress policy blocks",
+      gke,
+      { "mlscore:modelUri": "https://10.1.2.3/models/iris.onnx" },
+      "mlscore:modelUri cannot be fetched by the pods: its host 10.1.2.3 is in the private " +
+        "range 10.0.0.0/8, and their egress policy opens HTTPS to public addresses only; serve " +
+        "the model from a public https:// host or a gs:// bucket; set it with: pulumi config " +
+        "set modelUri gs://my-bucket/model.onnx",
+    ],
+    [
+      "an https:// model on the link-local metadata address",
+      gke,
+      { "mlscore:modelUri": "https://169.254.169.254/computeMetadata/v1/" },
+      "mlscore:modelUri cannot be fetched by the pods: its host 169.254.169.254 is in the " +
+        "private range 169.254.0.0/16, and their egress policy opens HTTPS to public addresses " +
+        "only; serve the model from a public https:// host or a gs:// bucket; set it with: " +
+        "pulumi config set modelUri gs://my-bucket/model.onnx",
+    ],
+    [
+      "an https:// model on a cluster-internal name",
+      dev,
+      { "mlscore:modelUri": "https://minio.models.svc.cluster.local/iris.onnx" },
+      "mlscore:modelUri cannot be fetched by the pods: its host minio.models.svc.cluster.local " +
+        "is a cluster- or host-local name, and their egress policy opens HTTPS to public " +
+        "addresses only; serve the model from a public https:// host or a gs:// bucket; set it " +
+        "with: pulumi config set modelUri gs://my-bucket/model.onnx",
+    ],
+    [
+      "an https:// model on an IPv6 literal",
+      dev,
+      { "mlscore:modelUri": "https://[fd00::1]/iris.onnx" },
+      "mlscore:modelUri cannot be fetched by the pods: its host [fd00::1] is an IPv6 address, " +
+        "and their egress policy opens HTTPS to public addresses only; serve the model from a " +
+        "public https:// host or a gs:// bucket; set it with: pulumi config set modelUri " +
+        "gs://my-bucket/model.onnx",
+    ],
+    [
+      "a bad model URI carrying a signature, which the message must not repeat",
+      dev,
+      { "mlscore:modelUri": "s3://user:hunter2@bucket/model.onnx?X-Amz-Signature=deadbeef" },
+      "mlscore:modelUri must be empty (the built-in iris model), identity, an absolute path " +
+        'inside the image, an https:// URL or a gs://bucket/object (got "s3://…@bucket/model.onnx?…"); ' +
+        "set it with: pulumi config set modelUri gs://my-bucket/model.onnx",
+    ],
+    [
+      "a source range that is no CIDR",
+      dev,
+      { "mlscore:loadBalancerSourceRanges": "203.0.113.0/24,office" },
+      "mlscore:loadBalancerSourceRanges must be empty (any source) or IPv4 CIDRs separated by " +
+        'commas, such as 203.0.113.0/24,198.51.100.7/32 (got "office"); ' +
+        "set it with: pulumi config set loadBalancerSourceRanges 203.0.113.0/24",
+    ],
+    [
+      "a TLS secret without the gateway that would serve it",
+      dev,
+      { "mlscore:tlsSecretName": "mlscore-tls", "mlscore:istioEnabled": "false" },
+      "mlscore:tlsSecretName needs mlscore:istioEnabled true: the gateway terminates TLS; " +
+        "remove it with: pulumi config rm tlsSecretName",
+    ],
+    [
+      "a TLS secret name with capitals",
+      dev,
+      { "mlscore:tlsSecretName": "MyCert" },
+      "mlscore:tlsSecretName must be empty or the name of a kubernetes.io/tls Secret (a " +
+        'lowercase DNS subdomain) (got "MyCert"); set it with: pulumi config set tlsSecretName ' +
+        "mlscore-tls",
+    ],
+    [
+      "a monitoring namespace with an underscore",
+      gke,
+      { "mlscore:monitoringNamespace": "gmp_system" },
+      'mlscore:monitoringNamespace must be empty or a lowercase DNS label (got "gmp_system"); ' +
+        "set it with: pulumi config set monitoringNamespace gmp-system",
+    ],
+    [
+      "a floating metrics-server version",
+      dev,
+      { "mlscore:metricsServerVersion": "latest" },
+      'mlscore:metricsServerVersion must be a release version such as 3.13.1 (got "latest"); ' +
+        "set it with: pulumi config set metricsServerVersion 3.13.1",
+    ],
+    [
+      "more replicas spread one per node than gke may ever have nodes",
+      gke,
+      {
+        "mlscore:minReplicas": "3",
+        "mlscore:maxNodes": "2",
+        "mlscore:nodeCount": "2",
+        "mlscore:minNodes": "1",
+      },
+      "mlscore:minReplicas (3) must not exceed mlscore:maxNodes (2); " +
+        "set it with: pulumi config set maxNodes 3",
+    ],
+    [
       "a key missing entirely (Pulumi.yaml not merged)",
       dev,
       { "mlscore:replicas": undefined },
@@ -444,6 +636,23 @@ describe("parseConfig rejects each bad value with its exact message", () => {
   });
 });
 
+describe("a model URI that may hold a credential", () => {
+  it.each([
+    ["https://models.example.com/iris.onnx?X-Goog-Signature=abc", true],
+    ["https://user:pass@models.example.com/iris.onnx", true],
+    ["https://models.example.com/iris.onnx", false],
+    ["gs://models-bucket/iris.onnx", false],
+  ])("%s is secret: %s", (uri, secret) => {
+    expect(parseConfig({ ...gke, "mlscore:modelUri": uri }).app.modelUriSecret).toBe(secret);
+  });
+
+  it("is secret when the engine holds it as one, whatever it looks like", () => {
+    const uri = "https://models.example.com/iris.onnx";
+    const config = parseConfig({ ...dev, "mlscore:modelUri": uri }, new Set(["mlscore:modelUri"]));
+    expect(config.app.modelUriSecret).toBe(true);
+  });
+});
+
 describe("isAddressRange", () => {
   it.each([
     ["172.18.255.200-172.18.255.250", true],
@@ -468,6 +677,14 @@ describe("loadConfig", () => {
     const config = loadConfig();
     expect(config.app.replicas).toBe(4);
     expect(config.cluster).toMatchObject({ target: "gke", project: "mlscore-test-project" });
+  });
+
+  it("learns from the engine which keys were set with --secret", () => {
+    const uri = "https://models.example.com/iris.onnx";
+    pulumi.runtime.setAllConfig({ ...dev, "mlscore:modelUri": uri }, ["mlscore:modelUri"]);
+    expect(loadConfig().app.modelUriSecret).toBe(true);
+    pulumi.runtime.setAllConfig({ ...dev, "mlscore:modelUri": uri });
+    expect(loadConfig().app.modelUriSecret).toBe(false);
   });
 
   it("fails on the engine's config with the parse error", () => {

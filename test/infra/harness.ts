@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, existsSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { parse as parseYaml } from "yaml";
 
 /** The Pulumi project name every recorded run uses, as declared in Pulumi.yaml. */
@@ -125,7 +126,7 @@ export class RecordedRun {
       .map((r) => ({
         resource: r,
         object: {
-          ...r.inputs,
+          ...(unwrapSecrets(r.inputs) as Record<string, unknown>),
           metadata: r.state.metadata,
         } as KubernetesObjectRecord["object"],
       }));
@@ -503,6 +504,9 @@ export const KIND_NETWORK = {
   ipv6Subnet: "fc00:f853:ccd:e793::/64",
 } as const;
 
+/** The architecture a mocked Kind node reports, as on an x86-64 laptop. */
+export const KIND_NODE_ARCHITECTURE = "amd64";
+
 /** The fake access token gcp's getClientConfig answers with. */
 export const FAKE_GCP_ACCESS_TOKEN = "ya29.fake-access-token-for-tests";
 
@@ -561,6 +565,24 @@ function defaultNewResource(
   return { id, state };
 }
 
+/**
+ * A value with Pulumi's secret wrappers replaced by what they wrap: what the provider sends the
+ * API server (a Secret's `stringData` is always wrapped, by the Kubernetes SDK).
+ */
+export function unwrapSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    return value.map(unwrapSecrets);
+  }
+  if (typeof value !== "object" || value === null) {
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  if (record[specialSigKey] === specialSecretSig) {
+    return unwrapSecrets(record.value);
+  }
+  return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, unwrapSecrets(v)]));
+}
+
 /** Kubernetes autonames an unnamed object `<resource name>-<random suffix>`; the mock keeps it stable. */
 function kubernetesMetadata(resourceName: string, metadata: unknown): Record<string, unknown> {
   const given = typeof metadata === "object" && metadata !== null ? { ...metadata } : {};
@@ -583,6 +605,9 @@ function typeSpecificState(
       const repository = imageName.replace(/:[^:/]+$/, "");
       return { imageName, repoDigest: `${repository}@sha256:${sha256(imageName)}` };
     }
+    case "gcp:compute/network:Network":
+      // Autonamed like the provider does: the logical name and a random suffix.
+      return { name: `${name}-${shortHash(name).slice(0, 7)}` };
     case "gcp:container/cluster:Cluster":
       return {
         endpoint: "203.0.113.10",
@@ -612,22 +637,17 @@ function typeSpecificState(
     }
     case "kubernetes:core/v1:Service": {
       const spec = (inputs.spec ?? {}) as Record<string, unknown>;
-      if (readId) {
-        // A Service read with `.get` is one a chart made; the programs read only load balancers.
-        const [namespace, serviceName] = readId.includes("/")
-          ? readId.split("/")
-          : ["default", readId];
-        return {
-          metadata: { name: serviceName, namespace },
-          spec: { type: "LoadBalancer" },
-          status: { loadBalancer: { ingress: [{ ip: fakeLoadBalancerIp(name) }] } },
-        };
-      }
       if (spec.type === "LoadBalancer") {
         return { status: { loadBalancer: { ingress: [{ ip: fakeLoadBalancerIp(name) }] } } };
       }
       return { status: { loadBalancer: {} } };
     }
+    case "kubernetes:core/v1:Node":
+      // The programs read only Kind's control-plane node, for its architecture.
+      return {
+        metadata: { name: readId },
+        status: { nodeInfo: { architecture: KIND_NODE_ARCHITECTURE, osImage: "Debian" } },
+      };
     case "kubernetes:helm.sh/v3:Release": {
       const releaseName = String(inputs.name ?? `${name}-${shortHash(name)}`);
       return {

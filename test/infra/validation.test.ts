@@ -27,8 +27,11 @@ beforeAll(async () => {
         cpuLimit: "500m",
         memoryRequest: "128Mi",
         memoryLimit: "256Mi",
+        modelMaxBytes: 32 * 2 ** 20,
+        modelUri: "https://models.example.com/iris.onnx",
         serviceType: "ClusterIP",
         ingressFromNamespace: "istio-ingress",
+        podMonitoring: true,
       },
       { provider },
     );
@@ -96,7 +99,35 @@ describe("validateKubernetesObject", () => {
         "L2Advertisement",
         "Gateway",
         "VirtualService",
+        "DestinationRule",
+        "Secret",
+        "PodMonitoring",
       ]),
+    );
+  });
+
+  it("rejects a DestinationRule whose connection limit is not a number", () => {
+    const rule = broken("DestinationRule", {
+      "spec.trafficPolicy.connectionPool.tcp.maxConnections": "many",
+    });
+    expect(() => validateKubernetesObject(rule)).toThrow(/maxConnections must be integer/);
+  });
+
+  it("rejects a Secret whose data is not a map of strings", () => {
+    const secret = broken("Secret", { stringData: ["MODEL_URI"] });
+    expect(() => validateKubernetesObject(secret)).toThrow(/violates the v1 schema: .*stringData/);
+  });
+
+  it("rejects a PodMonitoring without endpoints, with a bad interval or an unknown field", () => {
+    const none = broken("PodMonitoring", { "spec.endpoints": REMOVE });
+    expect(() => validateKubernetesObject(none)).toThrow(
+      /^PodMonitoring mlscore\/\S+ violates the managed Prometheus CRD schema: \/spec must have required property 'endpoints'/,
+    );
+    const slow = broken("PodMonitoring", { "spec.endpoints.0.interval": "30 seconds" });
+    expect(() => validateKubernetesObject(slow)).toThrow("/spec/endpoints/0/interval must match");
+    const typo = broken("PodMonitoring", { "spec.endpoint": [] });
+    expect(() => validateKubernetesObject(typo)).toThrow(
+      "/spec must NOT have additional properties",
     );
   });
 

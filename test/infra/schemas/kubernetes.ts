@@ -1,10 +1,15 @@
 import Ajv, { type ValidateFunction } from "ajv";
-import { Gateway, VirtualService } from "@kubernetes-models/istio/networking.istio.io/v1beta1";
+import {
+  DestinationRule,
+  Gateway,
+  VirtualService,
+} from "@kubernetes-models/istio/networking.istio.io/v1beta1";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
-import { Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
+import { Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
+import gmpCrds from "./gmp-crds.json";
 import metallbCrds from "./metallb-crds.json";
 
 /** A Kubernetes object as a plain value: what a resource's inputs look like. */
@@ -26,6 +31,7 @@ const KUBERNETES_MODELS: Readonly<Record<string, ModelClass>> = {
   "v1/Namespace": Namespace,
   "v1/Service": Service,
   "v1/ServiceAccount": ServiceAccount,
+  "v1/Secret": Secret,
   "apps/v1/Deployment": Deployment,
   "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
@@ -39,15 +45,28 @@ const KUBERNETES_MODELS: Readonly<Record<string, ModelClass>> = {
 const ISTIO_MODELS: Readonly<Record<string, ModelClass>> = {
   Gateway: Gateway,
   VirtualService: VirtualService,
+  DestinationRule: DestinationRule,
 };
 const ISTIO_GROUP = "networking.istio.io";
 const ISTIO_SCHEMA_VERSION = `${ISTIO_GROUP}/v1beta1`;
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 ajv.addSchema(metallbCrds, "metallb");
-const METALLB_VALIDATORS: Readonly<Record<string, ValidateFunction>> = {
-  IPAddressPool: ajv.getSchema("metallb#/IPAddressPool") as ValidateFunction,
-  L2Advertisement: ajv.getSchema("metallb#/L2Advertisement") as ValidateFunction,
+ajv.addSchema(gmpCrds, "gmp");
+/** Hand-written CRD schemas, by `apiVersion kind`. */
+const CRD_VALIDATORS: Readonly<Record<string, { crd: string; validate: ValidateFunction }>> = {
+  "metallb.io/v1beta1 IPAddressPool": {
+    crd: "MetalLB",
+    validate: ajv.getSchema("metallb#/IPAddressPool") as ValidateFunction,
+  },
+  "metallb.io/v1beta1 L2Advertisement": {
+    crd: "MetalLB",
+    validate: ajv.getSchema("metallb#/L2Advertisement") as ValidateFunction,
+  },
+  "monitoring.googleapis.com/v1 PodMonitoring": {
+    crd: "managed Prometheus",
+    validate: ajv.getSchema("gmp#/PodMonitoring") as ValidateFunction,
+  },
 };
 
 /** Names an object in messages: `Deployment ns/name`. */
@@ -59,7 +78,8 @@ export function describeObject(object: KubernetesObject): string {
 
 /**
  * Validates one object against its upstream schema: kubernetes-models for built-in kinds,
- * @kubernetes-models/istio for Istio networking, the MetalLB CRD schema fixture for metallb.io.
+ * @kubernetes-models/istio for Istio networking, the hand-written CRD schema fixtures for
+ * metallb.io and managed Prometheus's PodMonitoring.
  * Throws an Error naming the object and every violation; throws too for a kind no schema covers,
  * so a new kind cannot slip through unchecked.
  */
@@ -77,19 +97,17 @@ export function validateKubernetesObject(object: KubernetesObject): void {
       return;
     }
   }
-  if (apiVersion.startsWith("metallb.io/")) {
-    const validate = METALLB_VALIDATORS[kind];
-    if (validate) {
-      if (!validate(object)) {
-        const problems = (validate.errors ?? []).map(
-          (e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`,
-        );
-        throw new Error(
-          `${describeObject(object)} violates the MetalLB CRD schema: ${problems.join("; ")}`,
-        );
-      }
-      return;
+  const crd = CRD_VALIDATORS[`${apiVersion} ${kind}`];
+  if (crd) {
+    if (!crd.validate(object)) {
+      const problems = (crd.validate.errors ?? []).map(
+        (e) => `${e.instancePath || "/"} ${e.message ?? "is invalid"}`,
+      );
+      throw new Error(
+        `${describeObject(object)} violates the ${crd.crd} CRD schema: ${problems.join("; ")}`,
+      );
     }
+    return;
   }
   throw new Error(`${describeObject(object)}: no schema known for ${apiVersion} ${kind}`);
 }

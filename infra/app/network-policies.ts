@@ -1,0 +1,110 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { modelStoreEgress } from "./model-store";
+
+/** What {@link declareNetworkPolicies} needs to know about the app. */
+export interface NetworkPolicyArgs {
+  /** Namespace the policies live in; they select pods there. */
+  readonly namespace: pulumi.Input<string>;
+  /** Labels selecting the scoring pods. */
+  readonly podLabels: Record<string, string>;
+  /** Labels put on every policy. */
+  readonly labels: Record<string, string>;
+  /** The container port clients, the gateway and Prometheus connect to. */
+  readonly port: number;
+  /** Namespace of the ingress gateway; undefined: the port is open to any source. */
+  readonly gatewayNamespace?: pulumi.Input<string>;
+  /** Namespace of the Prometheus that scrapes the pods; undefined: none. */
+  readonly monitoringNamespace?: pulumi.Input<string>;
+  /** The model's URI (possibly secret): its scheme decides the egress to the model store. */
+  readonly modelUri?: pulumi.Input<string>;
+}
+
+/** A peer matching every pod of one namespace, by the label Kubernetes puts on each namespace. */
+function namespacePeer(namespace: pulumi.Input<string>) {
+  return { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } } };
+}
+
+/**
+ * The app's NetworkPolicies: deny everything, then admit the gateway (or, without one, any
+ * source), the pods' own namespace and the configured monitoring namespace on the container port,
+ * DNS to kube-system, and the model store. Declared as children of `parent`, named after `name`.
+ */
+export function declareNetworkPolicies(
+  parent: pulumi.Resource,
+  name: string,
+  args: NetworkPolicyArgs,
+): void {
+  const opts = { parent };
+  const metadata = { namespace: args.namespace, labels: args.labels };
+  const appPort = [{ protocol: "TCP", port: args.port }];
+  const podSelector = { matchLabels: args.podLabels };
+
+  new k8s.networking.v1.NetworkPolicy(
+    `${name}-deny-all`,
+    { metadata, spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] } },
+    opts,
+  );
+
+  // Without a gateway, clients come straight through the load balancer: any source.
+  const from =
+    args.gatewayNamespace === undefined
+      ? undefined
+      : [
+          namespacePeer(args.gatewayNamespace),
+          { podSelector: {} },
+          ...(args.monitoringNamespace === undefined
+            ? []
+            : [namespacePeer(args.monitoringNamespace)]),
+        ];
+  new k8s.networking.v1.NetworkPolicy(
+    `${name}-allow-ingress`,
+    {
+      metadata,
+      spec: { podSelector, policyTypes: ["Ingress"], ingress: [{ from, ports: appPort }] },
+    },
+    opts,
+  );
+
+  new k8s.networking.v1.NetworkPolicy(
+    `${name}-allow-dns`,
+    {
+      metadata,
+      spec: {
+        podSelector,
+        policyTypes: ["Egress"],
+        egress: [
+          {
+            to: [
+              {
+                ...namespacePeer("kube-system"),
+                podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+              },
+            ],
+            ports: [
+              { protocol: "UDP", port: 53 },
+              { protocol: "TCP", port: 53 },
+            ],
+          },
+        ],
+      },
+    },
+    opts,
+  );
+
+  // Declared for every model URI so the resource set does not depend on a value; for local
+  // models its rule list is empty and it opens nothing. The rules hold only what the URI's scheme
+  // implies, so they need not inherit a secret URI's secrecy.
+  new k8s.networking.v1.NetworkPolicy(
+    `${name}-allow-model-store`,
+    {
+      metadata,
+      spec: {
+        podSelector,
+        policyTypes: ["Egress"],
+        egress: pulumi.unsecret(pulumi.output(args.modelUri)).apply(modelStoreEgress),
+      },
+    },
+    opts,
+  );
+}

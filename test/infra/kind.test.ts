@@ -1,0 +1,123 @@
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { ISTIO_KUBERNETES_RANGE } from "../../infra/platform/istio";
+import { REPO_ROOT } from "./harness";
+
+const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
+const UP = path.join(REPO_ROOT, "infra", "kind", "up.sh");
+const MIN_KIND = /min_kind_version="(\d+\.\d+\.\d+)"/.exec(read("infra/kind/up.sh"))?.[1];
+
+/** A Kubernetes minor as a number to compare: "1.36" → 1036. */
+const minor = (version: string) => {
+  const [major, minorPart] = version.split(".").map(Number);
+  return major * 1000 + minorPart;
+};
+
+/**
+ * Runs infra/kind/up.sh with fake `kind`, `docker` and `kubectl` first on PATH, `kind version`
+ * answering `versionLine`. Returns the exit code, stderr and every command the fakes received.
+ */
+function runUp(versionLine: string): { code: number | null; stderr: string; calls: string[] } {
+  const dir = mkdtempSync(path.join(tmpdir(), "kind-up-"));
+  try {
+    const log = path.join(dir, "calls.log");
+    const fake = (name: string, body: string) => {
+      const file = path.join(dir, name);
+      writeFileSync(file, `#!/bin/sh\necho "${name} $*" >> "${log}"\n${body}\n`);
+      chmodSync(file, 0o755);
+    };
+    fake(
+      "kind",
+      `case "$1" in
+  version) echo "${versionLine}" ;;
+  get) [ "$2" = nodes ] && printf 'mlscore-control-plane\\nmlscore-worker\\n' ;;
+esac
+exit 0`,
+    );
+    fake(
+      "docker",
+      `case "$*" in
+  *State.Running*) echo true ;;
+  *Networks.kind*) echo '{"NetworkID":"n"}' ;;
+esac
+cat >/dev/null 2>&1 || true
+exit 0`,
+    );
+    fake("kubectl", "cat >/dev/null; exit 0");
+    writeFileSync(log, "");
+    const result = spawnSync("bash", [UP], {
+      env: { PATH: `${dir}:${process.env.PATH}` },
+      encoding: "utf8",
+      input: "",
+    });
+    return {
+      code: result.status,
+      stderr: result.stderr,
+      calls: readFileSync(log, "utf8").split("\n").filter(Boolean),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("npm run kind:up", () => {
+  it("requires the kind release the node image was built for, which also passes kind#3875", () => {
+    expect(MIN_KIND).toBe("0.33.0");
+    // kind fixed kubelet probes under a deny-all NetworkPolicy in v0.28.
+    expect(minor(MIN_KIND as string)).toBeGreaterThanOrEqual(minor("0.28"));
+  });
+
+  it("stops before touching Docker when kind is too old, naming the version to install", () => {
+    const run = runUp("kind v0.27.0 go1.23.4 linux/amd64");
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("kind-up: kind 0.27.0 is too old; install kind v0.33.0 or later");
+    expect(run.calls).toEqual(["kind version"]);
+  });
+
+  it("stops when kind reports no version it can read", () => {
+    const run = runUp("something else entirely");
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain("kind-up: kind of unknown version is too old");
+  });
+
+  it.each(["kind v0.33.0 go1.25.1 linux/amd64", "kind v0.40.2-alpha+1a2b3c go1.26 darwin/arm64"])(
+    "goes on with %s: registry, cluster from cluster.yaml, registry wiring",
+    (versionLine) => {
+      const run = runUp(versionLine);
+      expect([run.code, run.stderr]).toEqual([0, ""]);
+      expect(run.calls).toContain(
+        `kind create cluster --name mlscore --config ${path.join(REPO_ROOT, "infra", "kind", "cluster.yaml")}`,
+      );
+      expect(run.calls).toContain("kubectl --context kind-mlscore apply -f -");
+    },
+  );
+});
+
+describe("infra/kind/cluster.yaml", () => {
+  const cluster = parseYaml(read("infra/kind/cluster.yaml")) as {
+    nodes: { role: string; image: string }[];
+  };
+
+  it("pins every node to one image by version and digest", () => {
+    const images = new Set(cluster.nodes.map((n) => n.image));
+    expect(images.size).toBe(1);
+    expect([...images][0]).toMatch(/^kindest\/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$/);
+  });
+
+  it("runs a Kubernetes the default Istio release supports", () => {
+    const kubernetes = /:v(\d+\.\d+)\./.exec(cluster.nodes[0].image)?.[1] as string;
+    expect(minor(kubernetes)).toBeGreaterThanOrEqual(minor(ISTIO_KUBERNETES_RANGE.oldest));
+    expect(minor(kubernetes)).toBeLessThanOrEqual(minor(ISTIO_KUBERNETES_RANGE.newest));
+  });
+
+  it("is what the PR preview's kind and the README name", () => {
+    const workflow = read(".github/workflows/pull-request.yml");
+    expect(workflow).toContain(`go install sigs.k8s.io/kind@v${MIN_KIND}`);
+    const readme = read("README.md");
+    expect(readme).toContain(`kind v${MIN_KIND}`);
+    expect(readme).toContain(cluster.nodes[0].image.split("@")[0]);
+  });
+});
