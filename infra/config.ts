@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { isPinnedImage } from "./policy/workloads";
 
 /** The project name from Pulumi.yaml; project config keys are namespaced with it. */
 export const PROJECT = "mlscore";
@@ -32,6 +33,8 @@ export const CONFIG_KEYS = [
   "minNodes",
   "maxNodes",
   "machineType",
+  "kubeContext",
+  "image",
 ] as const;
 
 /** A project config key, without its `mlscore:` namespace. */
@@ -85,9 +88,21 @@ export interface GkeSettings {
   readonly machineType: string;
 }
 
+/** Any existing cluster, reached through a kubeconfig context, running an image built elsewhere. */
+export interface ExistingClusterSettings {
+  readonly target: "cluster";
+  /** Undefined: the kubeconfig's current context. */
+  readonly kubeContext?: string;
+  /** The service's image, pinned by digest. */
+  readonly image: string;
+}
+
+/** The targets, by the value of `target`. */
+export type ClusterSettings = KindSettings | GkeSettings | ExistingClusterSettings;
+
 /** The whole, validated configuration of one stack. */
 export interface StackConfig {
-  readonly cluster: KindSettings | GkeSettings;
+  readonly cluster: ClusterSettings;
   readonly app: AppSettings;
   readonly istio: IstioSettings;
 }
@@ -103,6 +118,9 @@ export class ConfigError extends pulumi.RunError {
   }
 }
 
+/** How the config errors show a pinned image. */
+const IMAGE_EXAMPLE = "registry.example.com/mlscore@sha256:<64 hex digits>";
+
 /** Namespaces and prefixes the cluster or the add-ons own. */
 const RESERVED_NAMESPACES = [
   "default",
@@ -116,6 +134,8 @@ const RESERVED_NAMESPACES = [
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const VERSION = /^\d+\.\d+\.\d+$/;
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A kubeconfig context name: anything without whitespace (kind-x, gke_p_z_c, arn:aws:eks:...). */
+const KUBE_CONTEXT = /^\S{1,253}$/;
 const GCP_PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 const GCP_REGION = /^[a-z]+-[a-z]+[0-9]+$/;
 const MACHINE_TYPE = /^[a-z][a-z0-9]*-[a-z0-9-]*[a-z0-9]$/;
@@ -252,6 +272,52 @@ function isModelUri(uri: string): boolean {
 }
 
 /**
+ * The cluster target's keys: an optional kubeconfig context and a required image pinned by
+ * digest. kind and gke build the image and choose the context themselves, so there both must
+ * stay empty.
+ */
+function readExistingCluster(
+  read: ConfigReader,
+  target: ClusterSettings["target"],
+): { kubeContext: string; image: string } {
+  const kubeContext = read.text(
+    "kubeContext",
+    "a kubeconfig context name (no spaces)",
+    KUBE_CONTEXT,
+    "my-context",
+    true,
+  );
+  const image = read.value("image", IMAGE_EXAMPLE) ?? "";
+  if (target === "cluster" && !isPinnedImage(image)) {
+    const problem =
+      image === ""
+        ? `is required when ${PROJECT}:target is cluster`
+        : `must be pinned by digest (got "${image}")`;
+    read.fail(
+      "image",
+      `${problem}: the cluster target builds no image, so give one built elsewhere as ` +
+        "repository@sha256:<64 hex digits>",
+      IMAGE_EXAMPLE,
+    );
+  }
+  if (target !== "cluster") {
+    for (const [key, value] of [
+      ["kubeContext", kubeContext],
+      ["image", image],
+    ] as const) {
+      if (value !== "") {
+        read.problems.push(
+          `${PROJECT}:${key} applies only when ${PROJECT}:target is cluster (${target} builds ` +
+            `the image from service/ and chooses its own context); remove it with: ` +
+            `pulumi config rm ${key}`,
+        );
+      }
+    }
+  }
+  return { kubeContext, image };
+}
+
+/**
  * Validates raw config (namespaced keys, values as the CLI passes them: strings) into a
  * {@link StackConfig}. Throws one {@link ConfigError} listing every problem.
  */
@@ -259,13 +325,17 @@ export function parseConfig(raw: RawConfig): StackConfig {
   const read = new ConfigReader(raw);
 
   const targetValue = raw[`${PROJECT}:target`];
-  let target: "kind" | "gke" = "kind";
+  let target: ClusterSettings["target"] = "kind";
   if (targetValue === undefined || targetValue === "") {
-    read.fail("target", "is required: kind (a local Kind cluster) or gke (Google Cloud)", "kind");
-  } else if (targetValue === "kind" || targetValue === "gke") {
+    read.fail(
+      "target",
+      "is required: kind (a local Kind cluster), gke (Google Cloud) or cluster (an existing cluster)",
+      "kind",
+    );
+  } else if (targetValue === "kind" || targetValue === "gke" || targetValue === "cluster") {
     target = targetValue;
   } else {
-    read.fail("target", `must be kind or gke (got "${targetValue}")`, "kind");
+    read.fail("target", `must be kind, gke or cluster (got "${targetValue}")`, "kind");
   }
 
   const namespace = read.text(
@@ -422,19 +492,21 @@ export function parseConfig(raw: RawConfig): StackConfig {
     "e2-standard-2",
   );
 
+  const { kubeContext, image } = readExistingCluster(read, target);
+
   if (target === "gke" && project === "") {
     read.problems.push(
       `${PROJECT}:gcpProject (or gcp:project) is required when ${PROJECT}:target is gke; ` +
         `set it with: pulumi config set gcp:project my-project-id`,
     );
   }
-  if (target === "gke" && metallbAddressRange !== "") {
+  if (target !== "kind" && metallbAddressRange !== "") {
     read.problems.push(
-      `${PROJECT}:metallbAddressRange applies only when ${PROJECT}:target is kind (GKE's load ` +
-        `balancer replaces MetalLB); remove it with: pulumi config rm metallbAddressRange`,
+      `${PROJECT}:metallbAddressRange applies only when ${PROJECT}:target is kind (MetalLB is ` +
+        `installed nowhere else); remove it with: pulumi config rm metallbAddressRange`,
     );
   }
-  if (target === "kind" && ownProject !== "") {
+  if (target !== "gke" && ownProject !== "") {
     read.problems.push(
       `${PROJECT}:gcpProject applies only when ${PROJECT}:target is gke; ` +
         `remove it with: pulumi config rm gcpProject`,
@@ -445,15 +517,26 @@ export function parseConfig(raw: RawConfig): StackConfig {
     throw new ConfigError(read.problems);
   }
 
-  const cluster: KindSettings | GkeSettings =
-    target === "kind"
-      ? {
-          target,
-          clusterName: kindClusterName,
-          metallbVersion,
-          metallbAddressRange: metallbAddressRange || undefined,
-        }
-      : { target, project, region, zone, nodeCount, minNodes, maxNodes, machineType };
+  const clusters: { [T in ClusterSettings["target"]]: () => ClusterSettings } = {
+    kind: () => ({
+      target: "kind",
+      clusterName: kindClusterName,
+      metallbVersion,
+      metallbAddressRange: metallbAddressRange || undefined,
+    }),
+    gke: () => ({
+      target: "gke",
+      project,
+      region,
+      zone,
+      nodeCount,
+      minNodes,
+      maxNodes,
+      machineType,
+    }),
+    cluster: () => ({ target: "cluster", kubeContext: kubeContext || undefined, image }),
+  };
+  const cluster = clusters[target]();
   return {
     cluster,
     app: {

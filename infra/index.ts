@@ -5,7 +5,14 @@ import { SERVICE_ACCOUNT_NAME, ScoringApp } from "./app/scoring-app";
 import { GkeCluster } from "./cluster/gke";
 import { KIND_REGISTRY, KindCluster } from "./cluster/kind";
 import { gcsBucket, ModelReader } from "./cluster/model-reader";
-import { type AppSettings, type GkeSettings, type KindSettings, loadConfig } from "./config";
+import {
+  type AppSettings,
+  type ExistingClusterSettings,
+  type GkeSettings,
+  type KindSettings,
+  loadConfig,
+  type StackConfig,
+} from "./config";
 import { ArtifactRegistry, gitRevision, ServiceImage } from "./image";
 import { IngressRoute } from "./platform/ingress-route";
 import { Istio } from "./platform/istio";
@@ -17,8 +24,10 @@ const BUILTIN_MODEL_PATH = "/app/models/iris.onnx";
 /** What the rest of the program needs from a cluster target. */
 interface Target {
   readonly provider: k8s.Provider;
-  readonly image: ServiceImage;
-  readonly kubeContext: pulumi.Output<string>;
+  /** The image the pods run, pinned by digest. */
+  readonly image: pulumi.Input<string>;
+  /** Undefined: the kubeconfig's current context, whichever it is at `pulumi up`. */
+  readonly kubeContext?: pulumi.Input<string>;
   readonly kubeconfig?: pulumi.Output<string>;
   /** Add-ons a LoadBalancer Service needs first (MetalLB on Kind). */
   readonly loadBalancer: pulumi.Resource[];
@@ -42,7 +51,7 @@ function kindTarget(settings: KindSettings, revision: string): Target {
   );
   return {
     provider: cluster.provider,
-    image,
+    image: image.ref,
     kubeContext: cluster.contextName,
     loadBalancer: [metallb],
   };
@@ -85,7 +94,7 @@ function gkeTarget(settings: GkeSettings, app: AppSettings, revision: string): T
         });
   return {
     provider: cluster.provider,
-    image,
+    image: image.ref,
     kubeContext: cluster.contextName,
     kubeconfig: cluster.kubeconfig,
     loadBalancer: [],
@@ -93,13 +102,30 @@ function gkeTarget(settings: GkeSettings, app: AppSettings, revision: string): T
   };
 }
 
+/**
+ * An existing cluster: nothing but a provider for its context. The image was built elsewhere and
+ * the cluster brings its own load balancer, so no image is built and MetalLB is not installed.
+ */
+function existingClusterTarget(settings: ExistingClusterSettings): Target {
+  const provider = new k8s.Provider("cluster-provider", { context: settings.kubeContext });
+  return { provider, image: settings.image, kubeContext: settings.kubeContext, loadBalancer: [] };
+}
+
+function targetFor(config: StackConfig, revision: string): Target {
+  switch (config.cluster.target) {
+    case "kind":
+      return kindTarget(config.cluster, revision);
+    case "gke":
+      return gkeTarget(config.cluster, config.app, revision);
+    case "cluster":
+      return existingClusterTarget(config.cluster);
+  }
+}
+
 export = async () => {
   const config = loadConfig();
   const revision = gitRevision();
-  const target =
-    config.cluster.target === "kind"
-      ? kindTarget(config.cluster, revision)
-      : gkeTarget(config.cluster, config.app, revision);
+  const target = targetFor(config, revision);
   const providers = [target.provider];
 
   // The gateway's own LoadBalancer Service needs the address pool as much as the app's would.
@@ -117,7 +143,7 @@ export = async () => {
     "scoring",
     {
       ...config.app,
-      image: target.image.ref,
+      image: target.image,
       serviceType: istio ? "ClusterIP" : "LoadBalancer",
       ingressFromNamespace: istio?.gatewayNamespace,
       gcpServiceAccount: target.modelReader?.email,
@@ -143,9 +169,9 @@ export = async () => {
   const address = istio ? istio.gatewayAddress : app.endpoint;
   return {
     endpoint: address.apply((ip) => (ip ? `http://${ip}` : "pending: no load balancer address")),
-    image: target.image.ref,
+    image: target.image,
     namespace: app.namespace,
-    kubeContext: target.kubeContext,
+    ...(target.kubeContext ? { kubeContext: target.kubeContext } : {}),
     ...(target.kubeconfig ? { kubeconfig: target.kubeconfig } : {}),
     modelUri: config.app.modelUri ?? BUILTIN_MODEL_PATH,
     gitRevision: revision,

@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { isPinnedImage } from "../policy/workloads";
 
 /** The port the service listens on inside the pod, named so probes and the Service follow it. */
 export const CONTAINER_PORT = 8080;
@@ -79,7 +80,7 @@ export function isRemoteModelUri(uri: string | undefined): boolean {
  * nodes could run something other than what was built and a rollout would not be triggered.
  */
 export function checkImagePinned(image: string): string {
-  if (!/@sha256:[0-9a-f]{64}$/.test(image)) {
+  if (!isPinnedImage(image)) {
     throw new Error(
       `ScoringApp image must be pinned by digest (repo@sha256:<64 hex>), got "${image}"`,
     );

@@ -39,6 +39,13 @@ function configError(raw: RawConfig): ConfigError {
 
 const dev = readStackConfig("dev");
 const gke = { ...readStackConfig("gke"), "gcp:project": "mlscore-test-project" };
+const PINNED = `registry.example.com/mlscore@sha256:${"0123456789abcdef".repeat(4)}`;
+/** An existing cluster, as the engine test and a k3d or EKS user configure it. */
+const existing = {
+  ...readStackConfig("no-such-stack"),
+  "mlscore:target": "cluster",
+  "mlscore:image": PINNED,
+};
 
 describe("Pulumi.yaml config block", () => {
   it("declares exactly the keys the program reads, each with a type and description", () => {
@@ -73,9 +80,16 @@ describe("Pulumi.yaml config block", () => {
   it("has defaults that pass validation once a target is chosen", () => {
     const defaults = readStackConfig("no-such-stack");
     expect(() => parseConfig({ ...defaults, "mlscore:target": "kind" })).not.toThrow();
-    expect(configError(defaults).message).toBe(
-      "mlscore:target is required: kind (a local Kind cluster) or gke (Google Cloud); " +
-        "set it with: pulumi config set target kind",
+  });
+
+  it("leaves a missing target to the CLI, which stops before the program runs", () => {
+    // With no default declared, the CLI refuses the stack with its own message ("Stack 'x' is
+    // missing configuration value 'target'", shown by the engine test), so the program's own
+    // message below is reached only when a value is set but empty.
+    expect(declared.target).not.toHaveProperty("default");
+    expect(configError({ ...dev, "mlscore:target": "" }).message).toBe(
+      "mlscore:target is required: kind (a local Kind cluster), gke (Google Cloud) or cluster " +
+        "(an existing cluster); set it with: pulumi config set target kind",
     );
   });
 });
@@ -170,6 +184,22 @@ describe("parseConfig on the real stacks", () => {
     );
   });
 
+  it("reads an existing cluster: its image, and the current context unless one is named", () => {
+    expect(parseConfig(existing).cluster).toEqual({
+      target: "cluster",
+      kubeContext: undefined,
+      image: PINNED,
+    });
+    expect(
+      parseConfig({ ...existing, "mlscore:kubeContext": "arn:aws:eks:eu-west-1:1:cluster/ml" })
+        .cluster,
+    ).toEqual({
+      target: "cluster",
+      kubeContext: "arn:aws:eks:eu-west-1:1:cluster/ml",
+      image: PINNED,
+    });
+  });
+
   it("keeps optional values that are set", () => {
     const config = parseConfig({
       ...dev,
@@ -191,7 +221,60 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       "an unknown target",
       dev,
       { "mlscore:target": "aks" },
-      'mlscore:target must be kind or gke (got "aks"); set it with: pulumi config set target kind',
+      'mlscore:target must be kind, gke or cluster (got "aks"); ' +
+        "set it with: pulumi config set target kind",
+    ],
+    [
+      "an existing cluster without an image",
+      existing,
+      { "mlscore:image": "" },
+      "mlscore:image is required when mlscore:target is cluster: the cluster target builds no " +
+        "image, so give one built elsewhere as repository@sha256:<64 hex digits>; set it with: " +
+        "pulumi config set image registry.example.com/mlscore@sha256:<64 hex digits>",
+    ],
+    [
+      "an existing cluster with an image by tag",
+      existing,
+      { "mlscore:image": "registry.example.com/mlscore:latest" },
+      'mlscore:image must be pinned by digest (got "registry.example.com/mlscore:latest"): the ' +
+        "cluster target builds no image, so give one built elsewhere as " +
+        "repository@sha256:<64 hex digits>; set it with: " +
+        "pulumi config set image registry.example.com/mlscore@sha256:<64 hex digits>",
+    ],
+    [
+      "a kubeconfig context with a space",
+      existing,
+      { "mlscore:kubeContext": "my cluster" },
+      'mlscore:kubeContext must be a kubeconfig context name (no spaces) (got "my cluster"); ' +
+        "set it with: pulumi config set kubeContext my-context",
+    ],
+    [
+      "an image on kind, which builds its own",
+      dev,
+      { "mlscore:image": PINNED },
+      "mlscore:image applies only when mlscore:target is cluster (kind builds the image from " +
+        "service/ and chooses its own context); remove it with: pulumi config rm image",
+    ],
+    [
+      "a kubeconfig context on gke, which makes its own",
+      gke,
+      { "mlscore:kubeContext": "kind-mlscore" },
+      "mlscore:kubeContext applies only when mlscore:target is cluster (gke builds the image " +
+        "from service/ and chooses its own context); remove it with: pulumi config rm kubeContext",
+    ],
+    [
+      "a MetalLB range on an existing cluster",
+      existing,
+      { "mlscore:metallbAddressRange": "172.18.0.0/28" },
+      "mlscore:metallbAddressRange applies only when mlscore:target is kind (MetalLB is " +
+        "installed nowhere else); remove it with: pulumi config rm metallbAddressRange",
+    ],
+    [
+      "a Google Cloud project on an existing cluster",
+      existing,
+      { "mlscore:gcpProject": "mlscore-test-project" },
+      "mlscore:gcpProject applies only when mlscore:target is gke; " +
+        "remove it with: pulumi config rm gcpProject",
     ],
     [
       "a namespace that is no DNS label",
@@ -333,8 +416,8 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       "a MetalLB range on gke",
       gke,
       { "mlscore:metallbAddressRange": "10.0.0.0/28" },
-      "mlscore:metallbAddressRange applies only when mlscore:target is kind (GKE's load balancer " +
-        "replaces MetalLB); remove it with: pulumi config rm metallbAddressRange",
+      "mlscore:metallbAddressRange applies only when mlscore:target is kind (MetalLB is " +
+        "installed nowhere else); remove it with: pulumi config rm metallbAddressRange",
     ],
     [
       "a Kind cluster name with capitals",

@@ -1,0 +1,108 @@
+import { execFile, spawn } from "node:child_process";
+import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import * as path from "node:path";
+import {
+  LocalWorkspace,
+  PulumiCommand,
+  type InlineProgramArgs,
+  type Stack,
+} from "@pulumi/pulumi/automation";
+import program from "../../infra/index";
+
+/** The repository root: Pulumi.yaml, infra/ and the policy pack. */
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+export const POLICY_PACK = path.join(REPO_ROOT, "infra", "policy");
+
+/** What the engine writes, line by line, goes to the test's log on stderr. */
+export function log(text: string): void {
+  process.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+/**
+ * Runs test/engine/toolchain.sh, which builds or reuses every binary, with its progress shown
+ * live; resolves to the folder holding them.
+ */
+export function toolchain(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", [path.join(__dirname, "toolchain.sh")], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0 ? resolve(out.trim()) : reject(new Error(`toolchain.sh exited with ${code}`)),
+    );
+  });
+}
+
+/** The @pulumi/kubernetes version in node_modules: the provider plugin version it asks for. */
+export function kubernetesSdkVersion(): string {
+  const manifest = path.join(REPO_ROOT, "node_modules", "@pulumi", "kubernetes", "package.json");
+  return (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version;
+}
+
+/**
+ * The engine's environment: its own PULUMI_HOME, state in a local folder, no update check, no
+ * plugin download, and the built binaries first on PATH (where the engine finds the policy
+ * analyzer).
+ */
+export function engineEnvironment(
+  binDir: string,
+  work: string,
+  kubeconfig: string,
+): Record<string, string> {
+  const state = path.join(work, "state");
+  mkdirSync(state, { recursive: true });
+  return {
+    PATH: `${binDir}:${process.env.PATH ?? ""}`,
+    PULUMI_HOME: path.join(work, "pulumi-home"),
+    PULUMI_BACKEND_URL: `file://${state}`,
+    PULUMI_CONFIG_PASSPHRASE: "mlscore-engine-test",
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    KUBECONFIG: kubeconfig,
+  };
+}
+
+/** Runs the pulumi CLI itself, outside the Automation API; resolves to its stdout. */
+export function pulumiCli(
+  binDir: string,
+  env: Record<string, string>,
+  args: string[],
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      path.join(binDir, "pulumi"),
+      args,
+      { env: { ...process.env, ...env }, cwd: REPO_ROOT },
+      (error, stdout, stderr) => {
+        log(`$ pulumi ${args.join(" ")}\n${stdout}${stderr}`);
+        return error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout);
+      },
+    );
+  });
+}
+
+/**
+ * A stack of this project (the repository's Pulumi.yaml, copied into `work` so the stack's
+ * config file is written there and not into the checkout) whose program is infra/index.ts,
+ * run in this process: the Node.js language host cannot be built here (see toolchain.sh).
+ */
+export async function inlineStack(
+  stackName: string,
+  binDir: string,
+  work: string,
+  env: Record<string, string>,
+): Promise<Stack> {
+  const projectDir = path.join(work, "project");
+  mkdirSync(projectDir, { recursive: true });
+  copyFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), path.join(projectDir, "Pulumi.yaml"));
+  const args: InlineProgramArgs = { stackName, projectName: "mlscore", program };
+  return LocalWorkspace.createOrSelectStack(args, {
+    workDir: projectDir,
+    pulumiHome: env.PULUMI_HOME,
+    envVars: env,
+    pulumiCommand: await PulumiCommand.get({ root: path.dirname(binDir) }),
+  });
+}
