@@ -3,7 +3,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import * as path from "node:path";
 import { stringify as toYaml } from "yaml";
-import { KubeApi } from "./kube-api";
+import { getObject, KubeApi } from "./kube-api";
 import { kwokStages } from "./kwok-stages";
 
 /** The kubeconfig context the control plane is reached through. */
@@ -285,9 +285,9 @@ export class ControlPlane {
     }
     for (const name of names) {
       await waitFor(`node ${name} to be Ready`, 60, async () => {
-        const node = await this.api.get<{
+        const node = await getObject<{
           status?: { conditions?: { type: string; status: string }[] };
-        }>(`/api/v1/nodes/${name}`);
+        }>(this.api, `/api/v1/nodes/${name}`);
         return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")
           ? true
           : undefined;

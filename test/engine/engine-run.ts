@@ -50,7 +50,7 @@ export function kubernetesSdkVersion(): string {
 export function engineEnvironment(
   binDir: string,
   work: string,
-  kubeconfig: string,
+  kubeconfig: string | undefined,
 ): Record<string, string> {
   const state = path.join(work, "state");
   mkdirSync(state, { recursive: true });
@@ -61,7 +61,7 @@ export function engineEnvironment(
     PULUMI_CONFIG_PASSPHRASE: "mlscore-engine-test",
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    KUBECONFIG: kubeconfig,
+    ...(kubeconfig ? { KUBECONFIG: kubeconfig } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ import {
   pulumiCli,
   toolchain,
 } from "./engine-run";
+import { findObject, getObject, KubectlReader, listObjects, type KubeReader } from "./kube-api";
 import { FAKE_LOAD_BALANCER_IP } from "./kwok-stages";
 
 /**
@@ -24,8 +25,14 @@ import { FAKE_LOAD_BALANCER_IP } from "./kwok-stages";
 
 const STACK = "engine";
 /** Never pulled: kwok runs no containers. Well formed and pinned, as the program requires. */
-const IMAGE = `registry.example.com/mlscore@sha256:${createHash("sha256").update("mlscore engine test").digest("hex")}`;
-const NS = "mlscore";
+const FAKE_IMAGE = `registry.example.com/mlscore@sha256:${createHash("sha256").update("mlscore engine test").digest("hex")}`;
+/** Its own namespace, so a run on a user's cluster never touches their `mlscore` deployment. */
+const NS = "mlscore-engine-test";
+/**
+ * A cluster the user already has (MLSCORE_ENGINE_KUBECONTEXT, read with kubectl), which pulls
+ * and runs MLSCORE_ENGINE_IMAGE for real; unset, the control plane this test starts.
+ */
+const EXTERNAL_CONTEXT = process.env.MLSCORE_ENGINE_KUBECONTEXT;
 const POLICY_CONFIG = path.join(POLICY_PACK, "config", "cluster.json");
 const policy = { policyPacks: [POLICY_PACK], policyPackConfigs: [POLICY_CONFIG] };
 const onOutput = (text: string) => log(text.replace(/\n$/, ""));
@@ -54,12 +61,18 @@ interface Deployment {
 
 let work: string;
 let binDir: string;
-let plane: ControlPlane;
+let plane: ControlPlane | undefined;
+let kube: KubeReader;
+let context: string;
+let image: string;
 let env: Record<string, string>;
 let stack: Stack;
+/** The load balancer's address the Service got. */
+let address: string | undefined;
 
 async function deployment(): Promise<Deployment> {
-  const [only, ...others] = await plane.api.list<Deployment>(
+  const [only, ...others] = await listObjects<Deployment>(
+    kube,
     `/apis/apps/v1/namespaces/${NS}/deployments`,
   );
   expect(others).toEqual([]);
@@ -92,9 +105,24 @@ beforeAll(async () => {
   binDir = await toolchain();
   work = mkdtempSync(path.join(tmpdir(), "mlscore-engine-"));
   log(`engine test: binaries in ${binDir}, work folder ${work}`);
-  plane = await ControlPlane.start(binDir, path.join(work, "control-plane"), log);
-  log(`nodes: ${(await plane.registerNodes(3)).join(", ")}`);
-  env = engineEnvironment(binDir, work, plane.kubeconfigPath);
+  if (EXTERNAL_CONTEXT) {
+    context = EXTERNAL_CONTEXT;
+    kube = new KubectlReader(context);
+    image = process.env.MLSCORE_ENGINE_IMAGE ?? "";
+    if (!image) {
+      throw new Error(
+        "MLSCORE_ENGINE_IMAGE (the service's image, by digest) is needed on a real cluster",
+      );
+    }
+    env = engineEnvironment(binDir, work, process.env.KUBECONFIG);
+  } else {
+    plane = await ControlPlane.start(binDir, path.join(work, "control-plane"), log);
+    log(`nodes: ${(await plane.registerNodes(3)).join(", ")}`);
+    context = CONTEXT;
+    kube = plane.api;
+    image = FAKE_IMAGE;
+    env = engineEnvironment(binDir, work, plane.kubeconfigPath);
+  }
   // The proxy serves an older provider than the SDK asks for: install it under the SDK's version.
   await pulumiCli(binDir, env, [
     "plugin",
@@ -110,9 +138,8 @@ beforeAll(async () => {
 }, 100 * 60_000);
 
 afterAll(async () => {
-  const exited = plane?.exited() ?? [];
-  if (exited.length > 0) {
-    for (const name of exited) {
+  for (const name of plane?.exited() ?? []) {
+    {
       const text = readFileSync(path.join(work, "control-plane", `${name}.log`), "utf8");
       log(`--- ${name} exited early; the end of its log:\n${text.slice(-4000)}`);
     }
@@ -135,13 +162,14 @@ describe("the cluster target under the real engine", () => {
   it("previews a fresh stack: every resource to create, nothing touched", async () => {
     await stack.setAllConfig({
       target: { value: "cluster" },
-      kubeContext: { value: CONTEXT },
-      image: { value: IMAGE },
+      kubeContext: { value: context },
+      image: { value: image },
+      namespace: { value: NS },
       istioEnabled: { value: "false" },
     });
     const preview = await stack.preview({ ...policy, onOutput });
     expect(preview.changeSummary).toEqual({ create: RESOURCES });
-    expect(await plane.api.find(`/api/v1/namespaces/${NS}`)).toBeUndefined();
+    expect(await findObject(kube, `/api/v1/namespaces/${NS}`)).toBeUndefined();
   });
 
   it("deploys with the policy pack: every resource created", async () => {
@@ -152,7 +180,8 @@ describe("the cluster target under the real engine", () => {
   });
 
   it("made the namespace with the restricted Pod Security labels", async () => {
-    const ns = await plane.api.get<{ metadata: { labels: Record<string, string> } }>(
+    const ns = await getObject<{ metadata: { labels: Record<string, string> } }>(
+      kube,
       `/api/v1/namespaces/${NS}`,
     );
     expect(ns.metadata.labels).toMatchObject({
@@ -164,28 +193,36 @@ describe("the cluster target under the real engine", () => {
 
   it("runs the Deployment: Available, both replicas Ready, the pinned image", async () => {
     const d = await rolledOut(2);
-    expect(d.spec.template.spec.containers.map((c) => c.image)).toEqual([IMAGE]);
-    const pods = await plane.api.list<{ status: { phase: string; podIP?: string } }>(
+    expect(d.spec.template.spec.containers.map((c) => c.image)).toEqual([image]);
+    const pods = await listObjects<{ status: { phase: string; podIP?: string } }>(
+      kube,
       `/api/v1/namespaces/${NS}/pods`,
     );
     expect(pods.map((p) => p.status.phase)).toEqual(["Running", "Running"]);
   });
 
   it("serves the pods through the Service: its endpoints are the ready pods", async () => {
-    const [service] = await plane.api.list<{
+    const [service] = await listObjects<{
       metadata: { name: string };
       spec: { type: string };
-      status: { loadBalancer: { ingress?: { ip: string }[] } };
-    }>(`/api/v1/namespaces/${NS}/services`);
+      status: { loadBalancer: { ingress?: { ip?: string; hostname?: string }[] } };
+    }>(kube, `/api/v1/namespaces/${NS}/services`);
     expect(service.spec.type).toBe("LoadBalancer");
-    expect(service.status.loadBalancer.ingress).toEqual([{ ip: FAKE_LOAD_BALANCER_IP }]);
-    const slices = await plane.api.list<{
+    const ingress = service.status.loadBalancer.ingress ?? [];
+    expect(ingress).toHaveLength(1);
+    if (plane) {
+      expect(ingress).toEqual([{ ip: FAKE_LOAD_BALANCER_IP }]);
+    }
+    address = ingress[0].ip ?? ingress[0].hostname;
+    const slices = await listObjects<{
       endpoints?: { addresses: string[]; conditions: { ready: boolean } }[];
     }>(
+      kube,
       `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D${service.metadata.name}`,
     );
     const ready = slices.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions.ready);
-    const pods = await plane.api.list<{ status: { podIP: string } }>(
+    const pods = await listObjects<{ status: { podIP: string } }>(
+      kube,
       `/api/v1/namespaces/${NS}/pods`,
     );
     expect(ready.flatMap((e) => e.addresses).sort()).toEqual(
@@ -194,15 +231,18 @@ describe("the cluster target under the real engine", () => {
   });
 
   it("made the autoscaler, the disruption budget and the network policies", async () => {
-    const [hpa] = await plane.api.list<{ spec: Record<string, unknown> }>(
+    const [hpa] = await listObjects<{ spec: Record<string, unknown> }>(
+      kube,
       `/apis/autoscaling/v2/namespaces/${NS}/horizontalpodautoscalers`,
     );
     expect(hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 6 });
-    const [pdb] = await plane.api.list<{ spec: Record<string, unknown> }>(
+    const [pdb] = await listObjects<{ spec: Record<string, unknown> }>(
+      kube,
       `/apis/policy/v1/namespaces/${NS}/poddisruptionbudgets`,
     );
     expect(pdb.spec).toMatchObject({ maxUnavailable: 1 });
-    const policies = await plane.api.list<{ metadata: { name: string } }>(
+    const policies = await listObjects<{ metadata: { name: string } }>(
+      kube,
       `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies`,
     );
     expect(policies.map((p) => p.metadata.name.replace(/-[0-9a-z]{8}$/, "")).sort()).toEqual([
@@ -218,10 +258,10 @@ describe("the cluster target under the real engine", () => {
       Object.entries(await stack.outputs()).map(([key, output]) => [key, output.value]),
     );
     expect(outputs).toEqual({
-      endpoint: `http://${FAKE_LOAD_BALANCER_IP}`,
-      image: IMAGE,
+      endpoint: `http://${address}`,
+      image,
       namespace: NS,
-      kubeContext: CONTEXT,
+      kubeContext: context,
       modelUri: "/app/models/iris.onnx",
       gitRevision: gitRevision(),
     });
@@ -270,7 +310,7 @@ describe("the cluster target under the real engine", () => {
     expect(destroy.summary.resourceChanges).toEqual({ delete: RESOURCES });
     expect(destroy.stdout).toContain(`${RESOURCES} deleted`);
     await waitFor("the namespace to be deleted", 120, async () =>
-      (await plane.api.find(`/api/v1/namespaces/${NS}`)) === undefined ? true : undefined,
+      (await findObject(kube, `/api/v1/namespaces/${NS}`)) === undefined ? true : undefined,
     );
     expect(await stateUrns()).toEqual([]);
     await stack.workspace.removeStack(STACK);

@@ -1,12 +1,6 @@
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
-
-/** Files of the client's TLS identity. */
-export interface KubeCredentials {
-  readonly ca: string;
-  readonly cert: string;
-  readonly key: string;
-}
 
 /** An answer of the API server that was not 2xx. */
 export class KubeApiError extends Error {
@@ -19,11 +13,73 @@ export class KubeApiError extends Error {
   }
 }
 
+/** What the engine test reads from a cluster: GETs of API paths. */
+export interface KubeReader {
+  /** The body of a GET as text. */
+  text(path: string): Promise<string>;
+}
+
+/** Files of the client's TLS identity. */
+export interface KubeCredentials {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** The object at `path`. */
+export async function getObject<T>(api: KubeReader, path: string): Promise<T> {
+  return JSON.parse(await api.text(path)) as T;
+}
+
+/** The object at `path`, or undefined when the server answers 404. */
+export async function findObject<T>(api: KubeReader, path: string): Promise<T | undefined> {
+  try {
+    return await getObject<T>(api, path);
+  } catch (error) {
+    if (error instanceof KubeApiError && error.status === 404) {
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+/** The items of a list at `path`. */
+export async function listObjects<T>(api: KubeReader, path: string): Promise<T[]> {
+  return (await getObject<{ items: T[] }>(api, path)).items;
+}
+
+/**
+ * Reads a cluster the user already has through `kubectl get --raw`, so whatever authenticates
+ * their context (a token, an exec plugin) works here too.
+ */
+export class KubectlReader implements KubeReader {
+  constructor(private readonly context: string) {}
+
+  text(path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        "kubectl",
+        ["--context", this.context, "get", "--raw", path],
+        { maxBuffer: 64 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          if (!error) {
+            resolve(stdout);
+          } else if (/NotFound|\(404\)|not found/i.test(stderr)) {
+            reject(new KubeApiError(404, stderr, path));
+          } else {
+            reject(new Error(`kubectl get --raw ${path}: ${stderr || error.message}`));
+          }
+        },
+      );
+    });
+  }
+}
+
 /**
  * Just enough of a Kubernetes API client for the engine test to look at what the engine made:
  * GET as JSON or text, and POST. Every assertion goes through the API server, never the state.
  */
-export class KubeApi {
+export class KubeApi implements KubeReader {
   private readonly tls: { ca: Buffer; cert: Buffer; key: Buffer };
 
   constructor(
@@ -40,28 +96,6 @@ export class KubeApi {
   /** The body of a GET as text. */
   text(path: string): Promise<string> {
     return this.send("GET", path);
-  }
-
-  /** The object at `path`. */
-  async get<T>(path: string): Promise<T> {
-    return JSON.parse(await this.send("GET", path)) as T;
-  }
-
-  /** The object at `path`, or undefined when the server answers 404. */
-  async find<T>(path: string): Promise<T | undefined> {
-    try {
-      return await this.get<T>(path);
-    } catch (error) {
-      if (error instanceof KubeApiError && error.status === 404) {
-        return undefined;
-      }
-      throw error;
-    }
-  }
-
-  /** The items of a list at `path`. */
-  async list<T>(path: string): Promise<T[]> {
-    return (await this.get<{ items: T[] }>(path)).items;
   }
 
   /** POSTs `body` to the collection at `path`. */

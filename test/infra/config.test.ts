@@ -47,6 +47,31 @@ const existing = {
   "mlscore:image": PINNED,
 };
 
+describe("Pulumi.yaml and the TypeScript the CLI compiles", () => {
+  // The Node.js language host runs the program from `main` when it names a folder and ts-node
+  // looks for tsconfig.json only there; with `main: infra/` it found none and compiled with its
+  // non-strict defaults. Without `main` it runs from here, where tsconfig.json is, and starts
+  // package.json's `main`.
+  it("names no main folder, so the program runs from the folder with tsconfig.json", () => {
+    const project = yamlFile("Pulumi.yaml");
+    expect(project).not.toHaveProperty("main");
+    expect(project.runtime).toEqual({ name: "nodejs", options: { typescript: true } });
+    const tsconfig = JSON.parse(readFileSync(path.join(REPO_ROOT, "tsconfig.json"), "utf8")) as {
+      compilerOptions: Record<string, unknown>;
+      include: string[];
+    };
+    expect(tsconfig.compilerOptions.strict).toBe(true);
+    expect(tsconfig.include).toContain("infra");
+  });
+
+  it("starts infra/index.ts, package.json's main", () => {
+    const manifest = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+      main: string;
+    };
+    expect(manifest.main).toBe("infra/index.ts");
+  });
+});
+
 describe("Pulumi.yaml config block", () => {
   it("declares exactly the keys the program reads, each with a type and description", () => {
     expect(Object.keys(declared).sort()).toEqual([...CONFIG_KEYS].sort());
