@@ -14,7 +14,7 @@ import {
   pulumiCli,
   toolchain,
 } from "./engine-run";
-import { findObject, getObject, KubectlReader, listObjects, type KubeReader } from "./kube-api";
+import { findObject, getObject, KubectlClient, listObjects, type KubeClient } from "./kube-api";
 import { FAKE_LOAD_BALANCER_IP } from "./kwok-stages";
 
 /**
@@ -62,7 +62,7 @@ interface Deployment {
 let work: string;
 let binDir: string;
 let plane: ControlPlane | undefined;
-let kube: KubeReader;
+let kube: KubeClient;
 let context: string;
 let image: string;
 let env: Record<string, string>;
@@ -107,7 +107,7 @@ beforeAll(async () => {
   log(`engine test: binaries in ${binDir}, work folder ${work}`);
   if (EXTERNAL_CONTEXT) {
     context = EXTERNAL_CONTEXT;
-    kube = new KubectlReader(context);
+    kube = new KubectlClient(context);
     image = process.env.MLSCORE_ENGINE_IMAGE ?? "";
     if (!image) {
       throw new Error(
@@ -267,6 +267,27 @@ describe("the cluster target under the real engine", () => {
     });
   });
 
+  it("leaves the replica count to the autoscaler: a replicas change previews as no change", async () => {
+    // `replicas` is the count the Deployment starts with; the Deployment ignores later changes
+    // of it (ignoreChanges spec.replicas) so that `up` never fights the HPA.
+    await stack.setConfig("replicas", { value: "3" });
+    const preview = await stack.preview({ ...policy, diff: true, onOutput });
+    expect(preview.changeSummary).toEqual({ same: RESOURCES });
+  });
+
+  it("previews a minReplicas change as exactly that update of the HPA, which then scales", async () => {
+    // minReplicas may not exceed replicas: with both at 3 only the HPA's floor changes.
+    await stack.setConfig("minReplicas", { value: "3" });
+    const preview = await stack.preview({ ...policy, diff: true, onOutput });
+    expect(preview.changeSummary).toEqual({ same: RESOURCES - 1, update: 1 });
+    expect(preview.stdout).toMatch(/~ .*HorizontalPodAutoscaler.*scoring-autoscaler/);
+    expect(preview.stdout).toMatch(/~ minReplicas\s*: 2 => 3/);
+    expect(preview.stdout).not.toMatch(/replace/);
+    const up = await stack.up({ ...policy, onOutput });
+    expect(up.summary.resourceChanges).toEqual({ same: RESOURCES - 1, update: 1 });
+    await rolledOut(3);
+  });
+
   it("previews a model change as exactly that update of the Deployment, no replacement", async () => {
     await stack.setConfig("modelUri", { value: "identity" });
     const preview = await stack.preview({ ...policy, diff: true, onOutput });
@@ -278,11 +299,13 @@ describe("the cluster target under the real engine", () => {
     expect(preview.stdout).not.toMatch(/replace/);
   });
 
-  it("applies it as a rolling update and a second up changes nothing", async () => {
-    const before = await deployment();
+  it("rolls it out keeping the autoscaler's count, and a second up is a no-op", async () => {
+    // Scale as the HPA does under load (4 is within 3..6 and, with no metrics, left alone).
+    await kube.scale(NS, (await deployment()).metadata.name, 4);
+    const before = await rolledOut(4);
     const up = await stack.up({ ...policy, onOutput });
     expect(up.summary.resourceChanges).toEqual({ same: RESOURCES - 1, update: 1 });
-    const after = await rolledOut(2);
+    const after = await rolledOut(4);
     expect(after.metadata.generation).toBe(before.metadata.generation + 1);
     expect(after.spec.template.spec.containers[0].env).toContainEqual({
       name: "MODEL_URI",
@@ -302,7 +325,7 @@ describe("the cluster target under the real engine", () => {
     );
     expect(await stateUrns()).toEqual(urns);
     expect((await deployment()).metadata.generation).toBe(generation);
-    await stack.removeConfig("replicas");
+    await stack.setConfig("replicas", { value: "3" });
   });
 
   it("destroys everything: the namespace is gone and the stack holds nothing", async () => {

@@ -13,10 +13,12 @@ export class KubeApiError extends Error {
   }
 }
 
-/** What the engine test reads from a cluster: GETs of API paths. */
-export interface KubeReader {
+/** What the engine test does to a cluster: GETs of API paths, and scaling as an autoscaler does. */
+export interface KubeClient {
   /** The body of a GET as text. */
   text(path: string): Promise<string>;
+  /** Sets a Deployment's replica count through its scale subresource, as the HPA does. */
+  scale(namespace: string, deployment: string, replicas: number): Promise<void>;
 }
 
 /** Files of the client's TLS identity. */
@@ -27,12 +29,12 @@ export interface KubeCredentials {
 }
 
 /** The object at `path`. */
-export async function getObject<T>(api: KubeReader, path: string): Promise<T> {
+export async function getObject<T>(api: KubeClient, path: string): Promise<T> {
   return JSON.parse(await api.text(path)) as T;
 }
 
 /** The object at `path`, or undefined when the server answers 404. */
-export async function findObject<T>(api: KubeReader, path: string): Promise<T | undefined> {
+export async function findObject<T>(api: KubeClient, path: string): Promise<T | undefined> {
   try {
     return await getObject<T>(api, path);
   } catch (error) {
@@ -44,7 +46,7 @@ export async function findObject<T>(api: KubeReader, path: string): Promise<T | 
 }
 
 /** The items of a list at `path`. */
-export async function listObjects<T>(api: KubeReader, path: string): Promise<T[]> {
+export async function listObjects<T>(api: KubeClient, path: string): Promise<T[]> {
   return (await getObject<{ items: T[] }>(api, path)).items;
 }
 
@@ -52,14 +54,25 @@ export async function listObjects<T>(api: KubeReader, path: string): Promise<T[]
  * Reads a cluster the user already has through `kubectl get --raw`, so whatever authenticates
  * their context (a token, an exec plugin) works here too.
  */
-export class KubectlReader implements KubeReader {
+export class KubectlClient implements KubeClient {
   constructor(private readonly context: string) {}
 
   text(path: string): Promise<string> {
+    return this.kubectl(["get", "--raw", path], path);
+  }
+
+  async scale(namespace: string, deployment: string, replicas: number): Promise<void> {
+    await this.kubectl(
+      ["-n", namespace, "scale", `deployment/${deployment}`, `--replicas=${replicas}`],
+      deployment,
+    );
+  }
+
+  private kubectl(args: string[], path: string): Promise<string> {
     return new Promise((resolve, reject) => {
       execFile(
         "kubectl",
-        ["--context", this.context, "get", "--raw", path],
+        ["--context", this.context, ...args],
         { maxBuffer: 64 * 1024 * 1024 },
         (error, stdout, stderr) => {
           if (!error) {
@@ -67,7 +80,7 @@ export class KubectlReader implements KubeReader {
           } else if (/NotFound|\(404\)|not found/i.test(stderr)) {
             reject(new KubeApiError(404, stderr, path));
           } else {
-            reject(new Error(`kubectl get --raw ${path}: ${stderr || error.message}`));
+            reject(new Error(`kubectl ${args.join(" ")}: ${stderr || error.message}`));
           }
         },
       );
@@ -77,9 +90,9 @@ export class KubectlReader implements KubeReader {
 
 /**
  * Just enough of a Kubernetes API client for the engine test to look at what the engine made:
- * GET as JSON or text, and POST. Every assertion goes through the API server, never the state.
+ * GET, POST (the fake nodes) and the scale PATCH. Every assertion goes through the API server, never the state.
  */
-export class KubeApi implements KubeReader {
+export class KubeApi implements KubeClient {
   private readonly tls: { ca: Buffer; cert: Buffer; key: Buffer };
 
   constructor(
@@ -100,17 +113,26 @@ export class KubeApi implements KubeReader {
 
   /** POSTs `body` to the collection at `path`. */
   async create(path: string, body: unknown): Promise<void> {
-    await this.send("POST", path, JSON.stringify(body));
+    await this.send("POST", path, JSON.stringify(body), "application/json");
   }
 
-  private send(method: string, path: string, body?: string): Promise<string> {
+  async scale(namespace: string, deployment: string, replicas: number): Promise<void> {
+    await this.send(
+      "PATCH",
+      `/apis/apps/v1/namespaces/${namespace}/deployments/${deployment}/scale`,
+      JSON.stringify({ spec: { replicas } }),
+      "application/merge-patch+json",
+    );
+  }
+
+  private send(method: string, path: string, body?: string, type?: string): Promise<string> {
     return new Promise((resolve, reject) => {
       const req = request(
         `${this.server}${path}`,
         {
           method,
           ...this.tls,
-          headers: body ? { "content-type": "application/json" } : {},
+          headers: type ? { "content-type": type } : {},
           timeout: 10_000,
         },
         (res) => {

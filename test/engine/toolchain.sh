@@ -7,9 +7,12 @@
 #   pulumi                     github.com/pulumi/pulumi/pkg/v3/cmd/pulumi          v3.274.1
 #   pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4     4.25.0 (see below)
 #   pulumi-analyzer-policy-nodejs  a two-line script around @pulumi/pulumi's run-policy-pack
-#   etcd                       go.etcd.io/etcd/server/v3 (etcdmain)                v3.6.16
-#   kube-apiserver, kube-controller-manager, kube-scheduler  k8s.io/kubernetes    v1.34.4
+#   etcd                       go.etcd.io/etcd/server/v3 (etcdmain)                v3.6.8
+#   kube-apiserver, kube-controller-manager, kube-scheduler  k8s.io/kubernetes    v1.36.1
 #   kwok                       sigs.k8s.io/kwok/cmd/kwok                           v0.8.0
+#
+# Kubernetes 1.36.1 is the version kwok v0.8.0 is built against (its client libraries v0.36.1), and
+# etcd 3.6.8 the one Kubernetes 1.36.1 requires in its go.mod.
 #
 # Not built, and why:
 # - pulumi-language-nodejs: the Go module proxy serves no version of
@@ -25,6 +28,7 @@
 # What a machine already has is used instead of building it:
 #   pulumi on PATH                         the CLI (its version is printed)
 #   MLSCORE_ENGINE_KUBECONTEXT set         an existing cluster: no etcd, kube-* or kwok is built
+#                                          (the test then runs on that context, see the README)
 #   MLSCORE_ENGINE_PROVIDER=<binary>       a pulumi-resource-kubernetes to use as is
 #
 # Environment:
@@ -38,8 +42,8 @@ PULUMI_VERSION=v3.274.1
 PROVIDER_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
 PROVIDER_VERSION=4.25.0
 PROVIDER_SDK_VERSION=v4.25.0
-ETCD_VERSION=v3.6.16
-KUBERNETES_VERSION=v1.34.4
+ETCD_VERSION=v3.6.8
+KUBERNETES_VERSION=v1.36.1
 KWOK_VERSION=v0.8.0
 
 CACHE_ROOT="${MLSCORE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlscore}/engine"
