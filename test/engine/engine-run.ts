@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import {
   LocalWorkspace,
@@ -12,6 +12,28 @@ import program from "../../infra/index";
 /** The repository root: Pulumi.yaml, infra/ and the policy pack. */
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const POLICY_PACK = path.join(REPO_ROOT, "infra", "policy");
+
+/**
+ * The policy pack as this engine can start it. Given a folder (`--policy-pack infra/policy`),
+ * Pulumi 3.274 starts a pack only through the Node.js language host's RunPlugin, which cannot be
+ * built here (pkg/resource/plugin/analyzer_plugin.go). Given an executable, it starts that as the
+ * analyzer plugin with the engine's address; this one runs infra/policy with @pulumi/pulumi's
+ * run-policy-pack, as the language host would. The policies and their config are the real ones.
+ */
+export function policyPackLauncher(work: string): string {
+  const launcher = path.join(work, "mlscore-policy-pack");
+  writeFileSync(
+    launcher,
+    [
+      "#!/bin/sh",
+      `cd '${POLICY_PACK}' || exit 1`,
+      `exec node "$(node -e "console.log(require.resolve('@pulumi/pulumi/cmd/run-policy-pack'))")" "$1" .`,
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  return launcher;
+}
 
 /** What the engine writes, line by line, goes to the test's log on stderr. */
 export function log(text: string): void {
@@ -44,18 +66,17 @@ export function kubernetesSdkVersion(): string {
 
 /**
  * The engine's environment: its own PULUMI_HOME, state in a local folder, no update check, no
- * plugin download, and the built binaries first on PATH (where the engine finds the policy
- * analyzer).
+ * plugin download, and no plugin taken from PATH: the provider is the one installed in
+ * PULUMI_HOME under the version the SDK asks for.
  */
 export function engineEnvironment(
-  binDir: string,
   work: string,
   kubeconfig: string | undefined,
 ): Record<string, string> {
   const state = path.join(work, "state");
   mkdirSync(state, { recursive: true });
   return {
-    PATH: `${binDir}:${process.env.PATH ?? ""}`,
+    PULUMI_IGNORE_AMBIENT_PLUGINS: "true",
     PULUMI_HOME: path.join(work, "pulumi-home"),
     PULUMI_BACKEND_URL: `file://${state}`,
     PULUMI_CONFIG_PASSPHRASE: "mlscore-engine-test",

@@ -11,6 +11,7 @@ import {
   kubernetesSdkVersion,
   log,
   POLICY_PACK,
+  policyPackLauncher,
   pulumiCli,
   toolchain,
 } from "./engine-run";
@@ -34,7 +35,8 @@ const NS = "mlscore-engine-test";
  */
 const EXTERNAL_CONTEXT = process.env.MLSCORE_ENGINE_KUBECONTEXT;
 const POLICY_CONFIG = path.join(POLICY_PACK, "config", "cluster.json");
-const policy = { policyPacks: [POLICY_PACK], policyPackConfigs: [POLICY_CONFIG] };
+/** `--policy-pack` (through the launcher, see policyPackLauncher) and the cluster stack's config. */
+let policy: { policyPacks: string[]; policyPackConfigs: string[] };
 const onOutput = (text: string) => log(text.replace(/\n$/, ""));
 
 /** Every resource the stack declares, counting the stack itself and the explicit provider. */
@@ -114,14 +116,14 @@ beforeAll(async () => {
         "MLSCORE_ENGINE_IMAGE (the service's image, by digest) is needed on a real cluster",
       );
     }
-    env = engineEnvironment(binDir, work, process.env.KUBECONFIG);
+    env = engineEnvironment(work, process.env.KUBECONFIG);
   } else {
     plane = await ControlPlane.start(binDir, path.join(work, "control-plane"), log);
     log(`nodes: ${(await plane.registerNodes(3)).join(", ")}`);
     context = CONTEXT;
     kube = plane.api;
     image = FAKE_IMAGE;
-    env = engineEnvironment(binDir, work, plane.kubeconfigPath);
+    env = engineEnvironment(work, plane.kubeconfigPath);
   }
   // The proxy serves an older provider than the SDK asks for: install it under the SDK's version.
   await pulumiCli(binDir, env, [
@@ -134,6 +136,7 @@ beforeAll(async () => {
     path.join(binDir, "pulumi-resource-kubernetes"),
   ]);
   await pulumiCli(binDir, env, ["version"]);
+  policy = { policyPacks: [policyPackLauncher(work)], policyPackConfigs: [POLICY_CONFIG] };
   stack = await inlineStack(STACK, binDir, work, env);
 }, 100 * 60_000);
 

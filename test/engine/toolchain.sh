@@ -6,7 +6,6 @@
 #
 #   pulumi                     github.com/pulumi/pulumi/pkg/v3/cmd/pulumi          v3.274.1
 #   pulumi-resource-kubernetes github.com/pulumi/pulumi-kubernetes/provider/v4     4.25.0 (see below)
-#   pulumi-analyzer-policy-nodejs  a two-line script around @pulumi/pulumi's run-policy-pack
 #   etcd                       go.etcd.io/etcd/server/v3 (etcdmain)                v3.6.8
 #   kube-apiserver, kube-controller-manager, kube-scheduler  k8s.io/kubernetes    v1.36.1
 #   kwok                       sigs.k8s.io/kwok/cmd/kwok                           v0.8.0
@@ -17,7 +16,8 @@
 # Not built, and why:
 # - pulumi-language-nodejs: the Go module proxy serves no version of
 #   github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 (403 for every version), so
-#   the test runs the program as an Automation API inline program, which needs no language host.
+#   the test runs the program as an Automation API inline program, which needs no language host,
+#   and starts the policy pack through a launcher script (test/engine/engine-run.ts).
 # - The Docker and Google Cloud providers: the `cluster` target needs neither.
 #
 # The proxy serves pulumi-kubernetes/provider/v4 only at v4.0.0-20260115033456-f47bc2d6f199, the
@@ -173,20 +173,6 @@ build_provider() {
   )
 }
 
-# The engine runs a Node.js policy pack, when no Node.js language host is installed, through the
-# analyzer plugin `pulumi-analyzer-policy-nodejs` (sdk/go/common/resource/plugin/analyzer_plugin.go):
-# started in the pack's folder with the engine's address and ".", it runs @pulumi/pulumi's
-# run-policy-pack from the pack's node_modules, as the script Pulumi used to ship did.
-write_policy_analyzer() {
-  cat >"$OUT/pulumi-analyzer-policy-nodejs" <<'EOF'
-#!/bin/sh
-set -e
-run=$(node -e "console.log(require.resolve('@pulumi/pulumi/cmd/run-policy-pack'))")
-exec node "$run" "$@"
-EOF
-  chmod +x "$OUT/pulumi-analyzer-policy-nodejs"
-}
-
 build_etcd() {
   local dir
   dir="$(wrapper_module etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$ETCD_VERSION")"
@@ -240,7 +226,6 @@ if command -v pulumi >/dev/null && [ "$(command -v pulumi)" != "$BIN_DIR/pulumi"
 else
   step pulumi "$PULUMI_VERSION" pulumi -- build_pulumi
 fi
-step policy-analyzer nodejs pulumi-analyzer-policy-nodejs -- write_policy_analyzer
 if [ -n "${MLSCORE_ENGINE_PROVIDER:-}" ]; then
   log "use    provider $MLSCORE_ENGINE_PROVIDER"
   ln -sfn "$MLSCORE_ENGINE_PROVIDER" "$BIN_DIR/pulumi-resource-kubernetes"
