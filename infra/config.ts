@@ -152,6 +152,8 @@ const MEMORY_UNITS: Record<string, number> = {
 /** Reads project keys, collecting every problem instead of stopping at the first. */
 class ConfigReader {
   readonly problems: string[] = [];
+  /** Keys already reported: a check that compares them would compare a stand-in value. */
+  private readonly failed = new Set<ConfigKey>();
 
   constructor(private readonly raw: RawConfig) {}
 
@@ -165,6 +167,7 @@ class ConfigReader {
   }
 
   fail(key: ConfigKey, problem: string, example: string): void {
+    this.failed.add(key);
     this.problems.push(
       `${PROJECT}:${key} ${problem}; set it with: pulumi config set ${key} ${example}`,
     );
@@ -210,12 +213,18 @@ class ConfigReader {
     return example;
   }
 
-  /** `small` must not exceed `large`; the fix raises or lowers `fixKey` to the other's value. */
+  /**
+   * `small` must not exceed `large`; the fix raises or lowers `fixKey` to the other's value.
+   * Skipped when either key is already reported, whose value here is only a stand-in.
+   */
   ordered(
     small: { key: ConfigKey; value: number; shown?: string },
     large: { key: ConfigKey; value: number; shown?: string },
     fixKey: ConfigKey,
   ): void {
+    if (this.failed.has(small.key) || this.failed.has(large.key)) {
+      return;
+    }
     if (small.value > large.value) {
       const smallShown = small.shown ?? String(small.value);
       const largeShown = large.shown ?? String(large.value);

@@ -86,6 +86,43 @@ export function engineEnvironment(
   };
 }
 
+/**
+ * Runs `up` of `stackName` in a process of its own (test/engine/up-in-own-process.ts); resolves to
+ * its exit code and output.
+ */
+export function upInOwnProcess(
+  binDir: string,
+  work: string,
+  stackName: string,
+  env: Record<string, string>,
+  options: object,
+): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(__dirname, "up-in-own-process.ts"), binDir, work, stackName],
+      {
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          MLSCORE_ENGINE_ENV: JSON.stringify(env),
+          MLSCORE_ENGINE_UP_OPTIONS: JSON.stringify(options),
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString();
+      log(chunk.toString().replace(/\n$/, ""));
+    };
+    child.stdout.on("data", collect);
+    child.stderr.on("data", collect);
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code, output }));
+  });
+}
+
 /** Runs the pulumi CLI itself, outside the Automation API; resolves to its stdout. */
 export function pulumiCli(
   binDir: string,

@@ -547,6 +547,22 @@ describe("parseConfig rejects each bad value with its exact message", () => {
     expect(error.message).toBe(error.problems.join("\n"));
   });
 
+  it("compares no value it has already rejected (its stand-in would show in the message)", () => {
+    // Found by the engine test: with minReplicas 3, replicas 0 also produced "minReplicas (3)
+    // must not exceed replicas (2)", a value nobody had set.
+    const error = configError({ ...dev, "mlscore:minReplicas": "3", "mlscore:replicas": "0" });
+    expect(error.problems).toEqual([
+      'mlscore:replicas must be a whole number from 1 to 50 (got "0"); ' +
+        "set it with: pulumi config set replicas 2",
+    ]);
+    expect(
+      configError({ ...gke, "mlscore:nodeCount": "x", "mlscore:maxNodes": "2" }).problems,
+    ).toEqual([
+      'mlscore:nodeCount must be a whole number from 1 to 100 (got "x"); ' +
+        "set it with: pulumi config set nodeCount 3",
+    ]);
+  });
+
   it("is a RunError, so the CLI prints it without a stack trace", () => {
     expect(pulumi.RunError.isInstance(configError({ ...dev, "mlscore:target": "" }))).toBe(true);
   });
