@@ -257,6 +257,8 @@ export class ControlPlane {
       cwd: this.dir,
       stdio: ["ignore", "pipe", "pipe"],
     });
+    // Should the test process die without stopping them, its components die with it.
+    process.once("exit", () => child.kill("SIGKILL"));
     child.stdout?.pipe(out);
     child.stderr?.pipe(out);
     child.on("exit", (code, signal) => {
