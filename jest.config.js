@@ -5,6 +5,8 @@ module.exports = {
   roots: ["<rootDir>/test"],
   // scikit-learn models exported by skl2onnx, made once in a cached Python environment.
   globalSetup: "<rootDir>/test/fixtures/global-setup.ts",
+  // The real engine runs in `npm run test:engine` (test/engine/jest.config.js), not here.
+  testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/engine/"],
   transform: { "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json" }] },
   testTimeout: 30000,
 };

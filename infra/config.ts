@@ -3,6 +3,7 @@ import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { mebibytes, MIB, modelLoadPeakBytes } from "./app/model-budget";
 import { blockedHostReason, carriesCredentials, redactUri } from "./app/model-store";
 import { ipv4, ipv4Cidr } from "./ipv4";
+import { isPinnedImage } from "./policy/workloads";
 
 /** The project name from Pulumi.yaml; project config keys are namespaced with it. */
 export const PROJECT = "mlscore";
@@ -43,6 +44,8 @@ export const CONFIG_KEYS = [
   "minNodes",
   "maxNodes",
   "machineType",
+  "kubeContext",
+  "image",
 ] as const;
 
 /** A project config key, without its `mlscore:` namespace. */
@@ -115,9 +118,21 @@ export interface GkeSettings {
   readonly machineType: string;
 }
 
+/** Any existing cluster, reached through a kubeconfig context, running an image built elsewhere. */
+export interface ExistingClusterSettings {
+  readonly target: "cluster";
+  /** Undefined: the kubeconfig's current context. */
+  readonly kubeContext?: string;
+  /** The service's image, pinned by digest. */
+  readonly image: string;
+}
+
+/** The targets, by the value of `target`. */
+export type ClusterSettings = KindSettings | GkeSettings | ExistingClusterSettings;
+
 /** The whole, validated configuration of one stack. */
 export interface StackConfig {
-  readonly cluster: KindSettings | GkeSettings;
+  readonly cluster: ClusterSettings;
   readonly app: AppSettings;
   readonly istio: IstioSettings;
 }
@@ -132,6 +147,9 @@ export class ConfigError extends pulumi.RunError {
     this.name = "ConfigError";
   }
 }
+
+/** How the config errors show a pinned image. */
+const IMAGE_EXAMPLE = "registry.example.com/mlscore@sha256:<64 hex digits>";
 
 /** Namespaces and prefixes the cluster or the add-ons own. */
 const RESERVED_NAMESPACES = [
@@ -149,6 +167,8 @@ const DNS_SUBDOMAIN =
 const SHA256 = /^[0-9a-fA-F]{64}$/;
 const VERSION = /^\d+\.\d+\.\d+$/;
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A kubeconfig context name: anything without whitespace (kind-x, gke_p_z_c, arn:aws:eks:...). */
+const KUBE_CONTEXT = /^\S{1,253}$/;
 const GCP_PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 const GCP_REGION = /^[a-z]+-[a-z]+[0-9]+$/;
 const MACHINE_TYPE = /^[a-z][a-z0-9]*-[a-z0-9-]*[a-z0-9]$/;
@@ -165,6 +185,8 @@ const MEMORY_UNITS: Record<string, number> = {
 /** Reads project keys, collecting every problem instead of stopping at the first. */
 class ConfigReader {
   readonly problems: string[] = [];
+  /** Keys already reported: a check that compares them would compare a stand-in value. */
+  private readonly failed = new Set<ConfigKey>();
 
   constructor(private readonly raw: RawConfig) {}
 
@@ -178,6 +200,7 @@ class ConfigReader {
   }
 
   fail(key: ConfigKey, problem: string, example: string): void {
+    this.failed.add(key);
     this.problems.push(
       `${PROJECT}:${key} ${problem}; set it with: pulumi config set ${key} ${example}`,
     );
@@ -223,12 +246,18 @@ class ConfigReader {
     return example;
   }
 
-  /** `small` must not exceed `large`; the fix raises or lowers `fixKey` to the other's value. */
+  /**
+   * `small` must not exceed `large`; the fix raises or lowers `fixKey` to the other's value.
+   * Skipped when either key is already reported, whose value here is only a stand-in.
+   */
   ordered(
     small: { key: ConfigKey; value: number; shown?: string },
     large: { key: ConfigKey; value: number; shown?: string },
     fixKey: ConfigKey,
   ): void {
+    if (this.failed.has(small.key) || this.failed.has(large.key)) {
+      return;
+    }
     if (small.value > large.value) {
       const smallShown = small.shown ?? String(small.value);
       const largeShown = large.shown ?? String(large.value);
@@ -276,6 +305,52 @@ function isModelUri(uri: string): boolean {
 }
 
 /**
+ * The cluster target's keys: an optional kubeconfig context and a required image pinned by
+ * digest. kind and gke build the image and choose the context themselves, so there both must
+ * stay empty.
+ */
+function readExistingCluster(
+  read: ConfigReader,
+  target: ClusterSettings["target"],
+): { kubeContext: string; image: string } {
+  const kubeContext = read.text(
+    "kubeContext",
+    "a kubeconfig context name (no spaces)",
+    KUBE_CONTEXT,
+    "my-context",
+    true,
+  );
+  const image = read.value("image", IMAGE_EXAMPLE) ?? "";
+  if (target === "cluster" && !isPinnedImage(image)) {
+    const problem =
+      image === ""
+        ? `is required when ${PROJECT}:target is cluster`
+        : `must be pinned by digest (got "${image}")`;
+    read.fail(
+      "image",
+      `${problem}: the cluster target builds no image, so give one built elsewhere as ` +
+        "repository@sha256:<64 hex digits>",
+      IMAGE_EXAMPLE,
+    );
+  }
+  if (target !== "cluster") {
+    for (const [key, value] of [
+      ["kubeContext", kubeContext],
+      ["image", image],
+    ] as const) {
+      if (value !== "") {
+        read.problems.push(
+          `${PROJECT}:${key} applies only when ${PROJECT}:target is cluster (${target} builds ` +
+            `the image from service/ and chooses its own context); remove it with: ` +
+            `pulumi config rm ${key}`,
+        );
+      }
+    }
+  }
+  return { kubeContext, image };
+}
+
+/**
  * Validates raw config (namespaced keys, values as the CLI passes them: strings) into a
  * {@link StackConfig}. Throws one {@link ConfigError} listing every problem.
  */
@@ -286,13 +361,17 @@ export function parseConfig(
   const read = new ConfigReader(raw);
 
   const targetValue = raw[`${PROJECT}:target`];
-  let target: "kind" | "gke" = "kind";
+  let target: ClusterSettings["target"] = "kind";
   if (targetValue === undefined || targetValue === "") {
-    read.fail("target", "is required: kind (a local Kind cluster) or gke (Google Cloud)", "kind");
-  } else if (targetValue === "kind" || targetValue === "gke") {
+    read.fail(
+      "target",
+      "is required: kind (a local Kind cluster), gke (Google Cloud) or cluster (an existing cluster)",
+      "kind",
+    );
+  } else if (targetValue === "kind" || targetValue === "gke" || targetValue === "cluster") {
     target = targetValue;
   } else {
-    read.fail("target", `must be kind or gke (got "${targetValue}")`, "kind");
+    read.fail("target", `must be kind, gke or cluster (got "${targetValue}")`, "kind");
   }
 
   const namespace = read.text(
@@ -521,16 +600,18 @@ export function parseConfig(
     "e2-standard-2",
   );
 
+  const { kubeContext, image } = readExistingCluster(read, target);
+
   if (target === "gke" && project === "") {
     read.problems.push(
       `${PROJECT}:gcpProject (or gcp:project) is required when ${PROJECT}:target is gke; ` +
         `set it with: pulumi config set gcp:project my-project-id`,
     );
   }
-  if (target === "gke" && metallbAddressRange !== "") {
+  if (target !== "kind" && metallbAddressRange !== "") {
     read.problems.push(
-      `${PROJECT}:metallbAddressRange applies only when ${PROJECT}:target is kind (GKE's load ` +
-        `balancer replaces MetalLB); remove it with: pulumi config rm metallbAddressRange`,
+      `${PROJECT}:metallbAddressRange applies only when ${PROJECT}:target is kind (MetalLB is ` +
+        `installed nowhere else); remove it with: pulumi config rm metallbAddressRange`,
     );
   }
   if (tlsSecretName !== "" && !istioEnabled) {
@@ -556,7 +637,7 @@ export function parseConfig(
       "maxNodes",
     );
   }
-  if (target === "kind" && ownProject !== "") {
+  if (target !== "gke" && ownProject !== "") {
     read.problems.push(
       `${PROJECT}:gcpProject applies only when ${PROJECT}:target is gke; ` +
         `remove it with: pulumi config rm gcpProject`,
@@ -567,16 +648,27 @@ export function parseConfig(
     throw new ConfigError(read.problems);
   }
 
-  const cluster: KindSettings | GkeSettings =
-    target === "kind"
-      ? {
-          target,
-          clusterName: kindClusterName,
-          metallbVersion,
-          metallbAddressRange: metallbAddressRange || undefined,
-          metricsServerVersion,
-        }
-      : { target, project, region, zone, nodeCount, minNodes, maxNodes, machineType };
+  const clusters: { [T in ClusterSettings["target"]]: () => ClusterSettings } = {
+    kind: () => ({
+      target: "kind",
+      clusterName: kindClusterName,
+      metallbVersion,
+      metallbAddressRange: metallbAddressRange || undefined,
+      metricsServerVersion,
+    }),
+    gke: () => ({
+      target: "gke",
+      project,
+      region,
+      zone,
+      nodeCount,
+      minNodes,
+      maxNodes,
+      machineType,
+    }),
+    cluster: () => ({ target: "cluster", kubeContext: kubeContext || undefined, image }),
+  };
+  const cluster = clusters[target]();
   return {
     cluster,
     app: {

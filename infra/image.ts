@@ -113,8 +113,9 @@ export class ServiceImage extends pulumi.ComponentResource {
     super("mlscore:index:ServiceImage", name, {}, opts);
 
     const root = args.context ?? REPO_ROOT;
-    // Relative to the working directory (the project root under the CLI), so the state does not
-    // record one machine's absolute paths.
+    // Relative to the working directory, so the state does not record one machine's absolute
+    // paths. Under the CLI that is the folder of Pulumi.yaml, which therefore sets no `main`: the
+    // language host runs the program from `main` when it names a folder.
     const context = path.relative(process.cwd(), root) || ".";
     this.tag = contentTag(root);
     this.imageName = pulumi.interpolate`${args.repository}:${this.tag}`;

@@ -6,7 +6,14 @@ import { SERVICE_ACCOUNT_NAME, ScoringApp } from "./app/scoring-app";
 import { GkeCluster } from "./cluster/gke";
 import { KIND_REGISTRY, KindCluster } from "./cluster/kind";
 import { gcsBucket, ModelReader } from "./cluster/model-reader";
-import { type AppSettings, type GkeSettings, type KindSettings, loadConfig } from "./config";
+import {
+  type AppSettings,
+  type ExistingClusterSettings,
+  type GkeSettings,
+  type KindSettings,
+  loadConfig,
+  type StackConfig,
+} from "./config";
 import { ArtifactRegistry, gitRevision, ServiceImage } from "./image";
 import { IngressRoute } from "./platform/ingress-route";
 import { Istio } from "./platform/istio";
@@ -19,8 +26,10 @@ const BUILTIN_MODEL_PATH = "/app/models/iris.onnx";
 /** What the rest of the program needs from a cluster target. */
 interface Target {
   readonly provider: k8s.Provider;
-  readonly image: ServiceImage;
-  readonly kubeContext: pulumi.Output<string>;
+  /** The image the pods run, pinned by digest. */
+  readonly image: pulumi.Input<string>;
+  /** Undefined: the kubeconfig's current context, whichever it is at `pulumi up`. */
+  readonly kubeContext?: pulumi.Input<string>;
   readonly kubeconfig?: pulumi.Output<string>;
   /** Add-ons a LoadBalancer Service needs first (MetalLB on Kind). */
   readonly loadBalancer: pulumi.Resource[];
@@ -54,7 +63,7 @@ function kindTarget(settings: KindSettings): Target {
   new MetricsServer("metrics-server", { version: settings.metricsServerVersion }, { providers });
   return {
     provider: cluster.provider,
-    image,
+    image: image.ref,
     kubeContext: cluster.contextName,
     loadBalancer: [metallb],
     appPrerequisites: [],
@@ -103,7 +112,7 @@ function gkeTarget(settings: GkeSettings, app: AppSettings): Target {
         );
   return {
     provider: cluster.provider,
-    image,
+    image: image.ref,
     kubeContext: cluster.contextName,
     kubeconfig: cluster.kubeconfig,
     loadBalancer: [],
@@ -116,14 +125,38 @@ function gkeTarget(settings: GkeSettings, app: AppSettings): Target {
   };
 }
 
+/**
+ * An existing cluster: nothing but a provider for its context. The image was built elsewhere and
+ * the cluster brings its own load balancer, so no image is built and MetalLB is not installed.
+ */
+function existingClusterTarget(settings: ExistingClusterSettings): Target {
+  const provider = new k8s.Provider("cluster-provider", { context: settings.kubeContext });
+  return {
+    provider,
+    image: settings.image,
+    kubeContext: settings.kubeContext,
+    loadBalancer: [],
+    appPrerequisites: [],
+    managedPrometheus: false,
+  };
+}
+
+function targetFor(config: StackConfig): Target {
+  switch (config.cluster.target) {
+    case "kind":
+      return kindTarget(config.cluster);
+    case "gke":
+      return gkeTarget(config.cluster, config.app);
+    case "cluster":
+      return existingClusterTarget(config.cluster);
+  }
+}
+
 export = async () => {
   const config = loadConfig();
   const { app: settings } = config;
   const revision = gitRevision();
-  const target =
-    config.cluster.target === "kind"
-      ? kindTarget(config.cluster)
-      : gkeTarget(config.cluster, settings);
+  const target = targetFor(config);
   const providers = [target.provider];
   // A URI that holds a credential stays secret in the state, the outputs and the cluster.
   const modelUri =
@@ -156,7 +189,7 @@ export = async () => {
     "scoring",
     {
       namespace: settings.namespace,
-      image: target.image.ref,
+      image: target.image,
       replicas: settings.replicas,
       minReplicas: settings.minReplicas,
       maxReplicas: settings.maxReplicas,
@@ -205,9 +238,9 @@ export = async () => {
     endpoint: address.apply((ip) =>
       ip ? `${scheme}://${ip}` : "pending: no load balancer address",
     ),
-    image: target.image.ref,
+    image: target.image,
     namespace: app.namespace,
-    kubeContext: target.kubeContext,
+    ...(target.kubeContext ? { kubeContext: target.kubeContext } : {}),
     ...(target.kubeconfig ? { kubeconfig: target.kubeconfig } : {}),
     ...(target.network ? { network: target.network } : {}),
     modelUri: modelUri ?? BUILTIN_MODEL_PATH,

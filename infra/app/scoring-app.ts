@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { isPinnedImage } from "../policy/workloads";
 import { modelLoadTimeoutSeconds, startupWindowSeconds } from "./model-budget";
 import { declareNetworkPolicies } from "./network-policies";
 import {
@@ -98,7 +99,7 @@ export interface ScoringAppArgs {
  * nodes could run something other than what was built and a rollout would not be triggered.
  */
 export function checkImagePinned(image: string): string {
-  if (!/@sha256:[0-9a-f]{64}$/.test(image)) {
+  if (!isPinnedImage(image)) {
     throw new Error(
       `ScoringApp image must be pinned by digest (repo@sha256:<64 hex>), got "${image}"`,
     );

@@ -182,10 +182,15 @@ export function operabilityViolations(pod: PodSpec): string[] {
 /** `repository@sha256:<64 hex>`: the only image reference that cannot move. */
 const PINNED_IMAGE = /^[^\s@]+@sha256:[0-9a-f]{64}$/;
 
+/** Whether an image reference is pinned by digest: the one definition the program also uses. */
+export function isPinnedImage(image: string): boolean {
+  return PINNED_IMAGE.test(image);
+}
+
 /** Containers whose image is not pinned by digest (`latest`, a bare tag, or no tag at all). */
 export function unpinnedImageViolations(pod: PodSpec): string[] {
   return allContainers(pod)
-    .filter((container) => !PINNED_IMAGE.test(container.image ?? ""))
+    .filter((container) => !isPinnedImage(container.image ?? ""))
     .map(
       (container) =>
         `${where(container)}: image "${container.image ?? ""}" is not pinned by digest; ` +

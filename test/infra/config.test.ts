@@ -41,6 +41,38 @@ function configError(raw: RawConfig): ConfigError {
 
 const dev = readStackConfig("dev");
 const gke = { ...readStackConfig("gke"), "gcp:project": "mlscore-test-project" };
+const PINNED = `registry.example.com/mlscore@sha256:${"0123456789abcdef".repeat(4)}`;
+/** An existing cluster, as the engine test and a k3d or EKS user configure it. */
+const existing = {
+  ...readStackConfig("no-such-stack"),
+  "mlscore:target": "cluster",
+  "mlscore:image": PINNED,
+};
+
+describe("Pulumi.yaml and the TypeScript the CLI compiles", () => {
+  // The Node.js language host runs the program from `main` when it names a folder and ts-node
+  // looks for tsconfig.json only there; with `main: infra/` it found none and compiled with its
+  // non-strict defaults. Without `main` it runs from here, where tsconfig.json is, and starts
+  // package.json's `main`.
+  it("names no main folder, so the program runs from the folder with tsconfig.json", () => {
+    const project = yamlFile("Pulumi.yaml");
+    expect(project).not.toHaveProperty("main");
+    expect(project.runtime).toEqual({ name: "nodejs", options: { typescript: true } });
+    const tsconfig = JSON.parse(readFileSync(path.join(REPO_ROOT, "tsconfig.json"), "utf8")) as {
+      compilerOptions: Record<string, unknown>;
+      include: string[];
+    };
+    expect(tsconfig.compilerOptions.strict).toBe(true);
+    expect(tsconfig.include).toContain("infra");
+  });
+
+  it("starts infra/index.ts, package.json's main", () => {
+    const manifest = JSON.parse(readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as {
+      main: string;
+    };
+    expect(manifest.main).toBe("infra/index.ts");
+  });
+});
 
 describe("Pulumi.yaml config block", () => {
   it("declares exactly the keys the program reads, each with a type and description", () => {
@@ -75,9 +107,16 @@ describe("Pulumi.yaml config block", () => {
   it("has defaults that pass validation once a target is chosen", () => {
     const defaults = readStackConfig("no-such-stack");
     expect(() => parseConfig({ ...defaults, "mlscore:target": "kind" })).not.toThrow();
-    expect(configError(defaults).message).toBe(
-      "mlscore:target is required: kind (a local Kind cluster) or gke (Google Cloud); " +
-        "set it with: pulumi config set target kind",
+  });
+
+  it("leaves a missing target to the CLI, which stops before the program runs", () => {
+    // With no default declared, the CLI refuses the stack with its own message ("Stack 'x' is
+    // missing configuration value 'target'", shown by the engine test), so the program's own
+    // message below is reached only when a value is set but empty.
+    expect(declared.target).not.toHaveProperty("default");
+    expect(configError({ ...dev, "mlscore:target": "" }).message).toBe(
+      "mlscore:target is required: kind (a local Kind cluster), gke (Google Cloud) or cluster " +
+        "(an existing cluster); set it with: pulumi config set target kind",
     );
   });
 });
@@ -184,6 +223,22 @@ describe("parseConfig on the real stacks", () => {
     );
   });
 
+  it("reads an existing cluster: its image, and the current context unless one is named", () => {
+    expect(parseConfig(existing).cluster).toEqual({
+      target: "cluster",
+      kubeContext: undefined,
+      image: PINNED,
+    });
+    expect(
+      parseConfig({ ...existing, "mlscore:kubeContext": "arn:aws:eks:eu-west-1:1:cluster/ml" })
+        .cluster,
+    ).toEqual({
+      target: "cluster",
+      kubeContext: "arn:aws:eks:eu-west-1:1:cluster/ml",
+      image: PINNED,
+    });
+  });
+
   it("keeps optional values that are set", () => {
     const sha = "AB".repeat(32);
     const config = parseConfig({
@@ -232,7 +287,60 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       "an unknown target",
       dev,
       { "mlscore:target": "aks" },
-      'mlscore:target must be kind or gke (got "aks"); set it with: pulumi config set target kind',
+      'mlscore:target must be kind, gke or cluster (got "aks"); ' +
+        "set it with: pulumi config set target kind",
+    ],
+    [
+      "an existing cluster without an image",
+      existing,
+      { "mlscore:image": "" },
+      "mlscore:image is required when mlscore:target is cluster: the cluster target builds no " +
+        "image, so give one built elsewhere as repository@sha256:<64 hex digits>; set it with: " +
+        "pulumi config set image registry.example.com/mlscore@sha256:<64 hex digits>",
+    ],
+    [
+      "an existing cluster with an image by tag",
+      existing,
+      { "mlscore:image": "registry.example.com/mlscore:latest" },
+      'mlscore:image must be pinned by digest (got "registry.example.com/mlscore:latest"): the ' +
+        "cluster target builds no image, so give one built elsewhere as " +
+        "repository@sha256:<64 hex digits>; set it with: " +
+        "pulumi config set image registry.example.com/mlscore@sha256:<64 hex digits>",
+    ],
+    [
+      "a kubeconfig context with a space",
+      existing,
+      { "mlscore:kubeContext": "my cluster" },
+      'mlscore:kubeContext must be a kubeconfig context name (no spaces) (got "my cluster"); ' +
+        "set it with: pulumi config set kubeContext my-context",
+    ],
+    [
+      "an image on kind, which builds its own",
+      dev,
+      { "mlscore:image": PINNED },
+      "mlscore:image applies only when mlscore:target is cluster (kind builds the image from " +
+        "service/ and chooses its own context); remove it with: pulumi config rm image",
+    ],
+    [
+      "a kubeconfig context on gke, which makes its own",
+      gke,
+      { "mlscore:kubeContext": "kind-mlscore" },
+      "mlscore:kubeContext applies only when mlscore:target is cluster (gke builds the image " +
+        "from service/ and chooses its own context); remove it with: pulumi config rm kubeContext",
+    ],
+    [
+      "a MetalLB range on an existing cluster",
+      existing,
+      { "mlscore:metallbAddressRange": "172.18.0.0/28" },
+      "mlscore:metallbAddressRange applies only when mlscore:target is kind (MetalLB is " +
+        "installed nowhere else); remove it with: pulumi config rm metallbAddressRange",
+    ],
+    [
+      "a Google Cloud project on an existing cluster",
+      existing,
+      { "mlscore:gcpProject": "mlscore-test-project" },
+      "mlscore:gcpProject applies only when mlscore:target is gke; " +
+        "remove it with: pulumi config rm gcpProject",
     ],
     [
       "a namespace that is no DNS label",
@@ -374,8 +482,8 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       "a MetalLB range on gke",
       gke,
       { "mlscore:metallbAddressRange": "10.0.0.0/28" },
-      "mlscore:metallbAddressRange applies only when mlscore:target is kind (GKE's load balancer " +
-        "replaces MetalLB); remove it with: pulumi config rm metallbAddressRange",
+      "mlscore:metallbAddressRange applies only when mlscore:target is kind (MetalLB is " +
+        "installed nowhere else); remove it with: pulumi config rm metallbAddressRange",
     ],
     [
       "a Kind cluster name with capitals",
@@ -629,6 +737,22 @@ describe("parseConfig rejects each bad value with its exact message", () => {
         "set it with: pulumi config set cpuLimit 1",
     ]);
     expect(error.message).toBe(error.problems.join("\n"));
+  });
+
+  it("compares no value it has already rejected (its stand-in would show in the message)", () => {
+    // Found by the engine test: with minReplicas 3, replicas 0 also produced "minReplicas (3)
+    // must not exceed replicas (2)", a value nobody had set.
+    const error = configError({ ...dev, "mlscore:minReplicas": "3", "mlscore:replicas": "0" });
+    expect(error.problems).toEqual([
+      'mlscore:replicas must be a whole number from 1 to 50 (got "0"); ' +
+        "set it with: pulumi config set replicas 2",
+    ]);
+    expect(
+      configError({ ...gke, "mlscore:nodeCount": "x", "mlscore:maxNodes": "2" }).problems,
+    ).toEqual([
+      'mlscore:nodeCount must be a whole number from 1 to 100 (got "x"); ' +
+        "set it with: pulumi config set nodeCount 3",
+    ]);
   });
 
   it("is a RunError, so the CLI prints it without a stack trace", () => {
