@@ -748,7 +748,13 @@ describe("parseConfig rejects each bad value with its exact message", () => {
         "set it with: pulumi config set replicas 2",
     ]);
     expect(
-      configError({ ...gke, "mlscore:nodeCount": "x", "mlscore:maxNodes": "2" }).problems,
+      configError({
+        ...gke,
+        "mlscore:nodeCount": "x",
+        "mlscore:maxNodes": "2",
+        "mlscore:replicas": "2",
+        "mlscore:minReplicas": "2",
+      }).problems,
     ).toEqual([
       'mlscore:nodeCount must be a whole number from 1 to 100 (got "x"); ' +
         "set it with: pulumi config set nodeCount 3",
