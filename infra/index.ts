@@ -199,6 +199,7 @@ export = async () => {
       memoryRequest: settings.memoryRequest,
       memoryLimit: settings.memoryLimit,
       modelUri,
+      modelUriSecret: settings.modelUriSecret,
       modelName: settings.modelName,
       modelVersion: settings.modelVersion,
       modelSha256: settings.modelSha256,

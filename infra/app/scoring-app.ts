@@ -44,11 +44,14 @@ export interface ScoringAppArgs {
   readonly memoryRequest: pulumi.Input<string>;
   /** Memory limit per pod, e.g. "512Mi". Required. */
   readonly memoryLimit: pulumi.Input<string>;
-  /**
-   * MODEL_URI for the service, handed over through a Kubernetes Secret (it may hold a presigned
-   * URL's signature); default unset (the image's built-in iris model).
-   */
+  /** MODEL_URI for the service; default unset (the image's built-in iris model). */
   readonly modelUri?: pulumi.Input<string>;
+  /**
+   * Whether modelUri holds a credential (a presigned URL's signature): it then reaches the pods
+   * through a Kubernetes Secret, never the pod spec. Default false: a plain URI stays in the pod
+   * spec, where `pulumi preview` shows its change.
+   */
+  readonly modelUriSecret?: boolean;
   /** MODEL_NAME for the service; default unset (the service derives it from the URI). */
   readonly modelName?: pulumi.Input<string>;
   /** MODEL_VERSION for the service; default unset (version 1). */
@@ -367,7 +370,8 @@ export class ScoringApp extends pulumi.ComponentResource {
         value: String(modelLoadTimeoutSeconds(args.modelMaxBytes)),
       },
     ];
-    if (args.modelUri !== undefined) {
+    if (args.modelUri !== undefined && args.modelUriSecret) {
+      // Autonamed: a new URI makes a new Secret, so the pods' reference changes and they roll.
       const source = new k8s.core.v1.Secret(
         `${name}-model-source`,
         { metadata: { namespace: ns, labels }, stringData: { MODEL_URI: args.modelUri } },
@@ -379,6 +383,7 @@ export class ScoringApp extends pulumi.ComponentResource {
       });
     }
     const plain = {
+      MODEL_URI: args.modelUriSecret ? undefined : args.modelUri,
       MODEL_NAME: args.modelName,
       MODEL_VERSION: args.modelVersion,
       MODEL_SHA256: args.modelSha256,

@@ -151,7 +151,6 @@ describe("ScoringApp behind a gateway with a remote model", () => {
         `${TYPES.networkPolicy} scoring-allow-ingress`,
         `${TYPES.networkPolicy} scoring-allow-dns`,
         `${TYPES.networkPolicy} scoring-allow-model-store`,
-        `${TYPES.secret} scoring-model-source`,
         `${TYPES.podMonitoring} scoring-pod-monitoring`,
       ].sort(),
     );
@@ -274,21 +273,12 @@ describe("ScoringApp behind a gateway with a remote model", () => {
     expect(container.image).toBe(IMAGE);
   });
 
-  it("hands the model URI over through a Secret, never in the Deployment", () => {
-    const secret = run.one(TYPES.secret, "scoring-model-source");
-    // The Kubernetes SDK marks a Secret's data secret whatever it holds.
-    expect(secretValue(secret.inputs.stringData)).toEqual({
-      MODEL_URI: "gs://models/iris/model.onnx",
-    });
-    // Autonamed, so a new URI makes a new Secret, a new reference and a rollout.
-    expect(secret.inputs.metadata).not.toHaveProperty("name");
-    const secretName = (secret.state.metadata as { name: string }).name;
+  it("keeps a URI without a credential in the pod spec, where a preview shows its change", () => {
+    expect(run.resources.filter((r) => r.type === TYPES.secret)).toEqual([]);
     expect(podTemplate(deployment).spec.containers[0].env).toContainEqual({
       name: "MODEL_URI",
-      valueFrom: { secretKeyRef: { name: secretName, key: "MODEL_URI" } },
+      value: "gs://models/iris/model.onnx",
     });
-    expect(JSON.stringify(deployment.inputs)).not.toContain("gs://models");
-    expect(run.waitsFor(deployment, secret)).toBe(true);
   });
 
   it("gives the startup probe the service's load timeout and 30 s more", () => {
@@ -568,7 +558,7 @@ describe("ScoringApp given a presigned model URL as a secret", () => {
   let run: RecordedRun;
 
   beforeAll(async () => {
-    run = await runApp({ ...BASE_ARGS, modelUri: pulumi.secret(url) });
+    run = await runApp({ ...BASE_ARGS, modelUri: pulumi.secret(url), modelUriSecret: true });
   });
 
   it("keeps it secret in the Secret that carries it, and out of every other object", () => {
@@ -580,6 +570,18 @@ describe("ScoringApp given a presigned model URL as a secret", () => {
         expect.stringContaining("X-Goog-Signature"),
       ]);
     }
+  });
+
+  it("hands it to the pods by reference to an autonamed Secret, so a new URI rolls them", () => {
+    const secret = run.one(TYPES.secret, "scoring-model-source");
+    const deployment = run.one(TYPES.deployment, "scoring-deployment");
+    expect(secret.inputs.metadata).not.toHaveProperty("name");
+    const secretName = (secret.state.metadata as { name: string }).name;
+    expect(podTemplate(deployment).spec.containers[0].env).toContainEqual({
+      name: "MODEL_URI",
+      valueFrom: { secretKeyRef: { name: secretName, key: "MODEL_URI" } },
+    });
+    expect(run.waitsFor(deployment, secret)).toBe(true);
   });
 
   it("still opens HTTPS egress, in rules that carry nothing secret", () => {

@@ -187,7 +187,6 @@ const GCS_MODEL_URI = "gs://models-bucket/iris/v1/model.onnx";
 /** The gke stack serving a gs:// model: everything above plus the pods' Google identity. */
 const GKE_GCS_MODEL_RESOURCES: Row[] = [
   ...GKE_RESOURCES,
-  ["kubernetes:core/v1:Secret", "scoring-model-source", "scoring", "gke-provider"],
   ["mlscore:index:ModelReader", "model-reader", "mlscore-gke", ""],
   ["gcp:serviceaccount/account:Account", "model-reader-account", "model-reader", ""],
   ["gcp:storage/bucketIAMMember:BucketIAMMember", "model-reader-bucket-viewer", "model-reader", ""],
@@ -816,14 +815,7 @@ describe("gke stack serving a gs:// model", () => {
     const pod = podSpec(run.one("kubernetes:apps/v1:Deployment", "scoring-deployment"));
     expect(pod.serviceAccountName).toBe("mlscore-scoring");
     expect(pod.automountServiceAccountToken).toBe(false);
-    const source = run.one("kubernetes:core/v1:Secret", "scoring-model-source");
-    expect(unwrapSecrets(source.inputs.stringData)).toEqual({ MODEL_URI: GCS_MODEL_URI });
-    expect(pod.containers[0].env).toContainEqual({
-      name: "MODEL_URI",
-      valueFrom: {
-        secretKeyRef: { name: (source.state.metadata as { name: string }).name, key: "MODEL_URI" },
-      },
-    });
+    expect(pod.containers[0].env).toContainEqual({ name: "MODEL_URI", value: GCS_MODEL_URI });
   });
 
   it("starts the pods only after the bucket grant and the binding exist", () => {
@@ -868,12 +860,7 @@ describe("stacks that need no Google identity for their model", () => {
       },
       mocks: gkeMocks,
     });
-    expect(rows(run)).toEqual(
-      [
-        ...GKE_RESOURCES,
-        ["kubernetes:core/v1:Secret", "scoring-model-source", "scoring", "gke-provider"] as Row,
-      ].sort(byRow),
-    );
+    expect(rows(run)).toEqual([...GKE_RESOURCES].sort(byRow));
   });
 
   it("dev (Kind) refuses a gs:// model, which it has no credentials to read", async () => {
