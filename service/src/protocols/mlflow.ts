@@ -1,6 +1,7 @@
 import { parse } from "csv-parse/sync";
-import { Router, text, type Request } from "express";
+import { Router, type Request } from "express";
 import { z } from "zod";
+import { CSV_TYPES } from "../http/body";
 import { ApiError, badRequest } from "../http/errors";
 import type { Protocol } from "../http/protocol";
 import type { Model, Tensor } from "../model/model";
@@ -69,7 +70,6 @@ const MlflowError = z
   .object({ error_code: z.string(), message: z.string() })
   .meta({ title: "MlflowError" });
 
-const CSV_TYPES = ["text/csv", "application/csv"];
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /** CSV as MLflow reads it: a header of column names, then rows; numeric cells become numbers. */
@@ -138,11 +138,9 @@ function requireReady(isReady: () => boolean): void {
 export const mlflow: Protocol = {
   name: "mlflow",
   prefixes: ["/invocations", "/ping", "/health", "/version"],
-  router({ model, maxBatchSize, bodyLimitBytes, isReady }) {
+  router({ model, maxBatchSize, readBody, isReady }) {
     const router = Router();
-    // Only MLflow takes CSV, so only its route pays for the text parser.
-    const csv = text({ limit: bodyLimitBytes, type: CSV_TYPES });
-    router.post("/invocations", csv, async (req, res) => {
+    router.post("/invocations", readBody, async (req, res) => {
       const inputs = decodeInvocation(model, req, { maxBatchSize });
       const output = await predictPrimary(model, inputs);
       res.json({ predictions: encodeNested(output) });

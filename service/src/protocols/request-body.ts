@@ -1,5 +1,6 @@
 import type { Request } from "express";
 import { z } from "zod";
+import { hasBody } from "../http/body";
 import { ApiError, badRequest } from "../http/errors";
 
 /**
@@ -8,13 +9,6 @@ import { ApiError, badRequest } from "../http/errors";
  */
 
 const JSON_TYPE = "application/json";
-
-/** Whether the request carries a body at all, by the same test body-parser uses. */
-function hasBody(req: Request): boolean {
-  return (
-    req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"]) > 0
-  );
-}
 
 /**
  * Fails when no body parser accepted the request: 400 for a missing body, 415 for a type this

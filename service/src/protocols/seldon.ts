@@ -120,7 +120,7 @@ const ADVICE =
 export const seldon: Protocol = {
   name: "seldon",
   prefixes: ["/api/v1.0/predictions", "/predict"],
-  router({ model, maxBatchSize }) {
+  router({ model, maxBatchSize, readBody }) {
     const router = Router();
     const predict = async (req: Request, res: Response): Promise<void> => {
       const message = parseJsonBody(req, SeldonMessage, "the SeldonMessage");
@@ -158,8 +158,8 @@ export const seldon: Protocol = {
         meta: { ...echoed, requestPath: { [model.name]: model.version } },
       });
     };
-    router.post("/api/v1.0/predictions", predict);
-    router.post("/predict", predict);
+    router.post("/api/v1.0/predictions", readBody, predict);
+    router.post("/predict", readBody, predict);
     return router;
   },
   formatError: (error) => ({

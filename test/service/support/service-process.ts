@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 
@@ -13,6 +15,20 @@ export interface ServiceProcess {
   readonly logs: Record<string, unknown>[];
   /** Resolves with the exit code (or signal name) once the process has ended. */
   readonly exited: Promise<number | string>;
+}
+
+/**
+ * The environment of a service under test: loopback, any free port, and a model cache of its
+ * own (a download kept by one test must not be found by the next).
+ */
+export function serviceEnv(env: Record<string, string>): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    MODEL_CACHE_DIR: mkdtempSync(path.join(os.tmpdir(), "mlscore-cache-")),
+    ...env,
+  };
 }
 
 /** Collects stdout log lines and stderr, and resolves `exited` when the process ends. */
@@ -39,13 +55,13 @@ export async function startService(
   timeoutMs = 15_000,
 ): Promise<ServiceProcess> {
   const child = spawn(process.execPath, [SERVER_JS], {
-    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", ...env },
+    env: serviceEnv(env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   const { logs, exited, stderr } = watch(child);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const ready = logs.find((line) => line.msg === "ready");
+    const ready = logs.find((line) => line.message === "ready");
     if (ready) return { child, url: `http://127.0.0.1:${String(ready.port)}`, logs, exited };
     if (child.exitCode !== null) break;
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -61,7 +77,7 @@ export async function failedStart(
   env: Record<string, string>,
 ): Promise<{ code: number | string; stderr: string }> {
   const child = spawn(process.execPath, [SERVER_JS], {
-    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", ...env },
+    env: serviceEnv(env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   const { exited, stderr } = watch(child);
