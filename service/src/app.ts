@@ -45,7 +45,7 @@ export function createApp(options: AppOptions): express.Express {
   metrics.watchBodyBudget(budget);
   const turns = new Turns();
   const timed = metrics.instrument(options.model);
-  const model = withPredict(timed, (inputs) => turns.run(() => timed.predict(inputs)));
+  const model = withPredict(timed, (inputs) => turns.predict(() => timed.predict(inputs)));
   const openapi = buildOpenApi(protocols, model);
 
   const app = express();
