@@ -35,13 +35,14 @@ interface Load {
 /** Starts the service on `env`, waits for `ready`, and reads its peak resident memory. */
 async function load(env: Record<string, string>): Promise<Load> {
   const startedAt = performance.now();
+  const cacheDir = mkdtempSync(path.join(os.tmpdir(), "mlscore-bench-cache-"));
   const child = spawn(process.execPath, [SERVER_JS], {
     env: {
       PATH: process.env.PATH ?? "",
       HOST: "127.0.0.1",
       PORT: "0",
       LOG_LEVEL: "info",
-      MODEL_CACHE_DIR: mkdtempSync(path.join(os.tmpdir(), "mlscore-bench-cache-")),
+      MODEL_CACHE_DIR: cacheDir,
       ...env,
     },
     stdio: ["ignore", "pipe", "inherit"],
@@ -56,7 +57,7 @@ async function load(env: Record<string, string>): Promise<Load> {
     return { peakMiB: residentMiB(child.pid!).peak, readyMs: performance.now() - startedAt };
   } finally {
     child.kill("SIGKILL");
-    rmSync(env.MODEL_CACHE_DIR ?? "", { recursive: true, force: true });
+    rmSync(cacheDir, { recursive: true, force: true });
   }
 }
 

@@ -4,7 +4,7 @@
  * libraries from NuGet on linux/x64) runs through a proxy that records every host contacted.
  */
 import { execFile, execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import os from "node:os";
@@ -100,6 +100,7 @@ describe("npm ci", () => {
       expect(proxy.hosts).toContain("api.nuget.org");
     } finally {
       proxy.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
 });

@@ -1,6 +1,6 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -9,7 +9,7 @@ import readline from "node:readline";
 import { residentMiB } from "../../service/bench/attacks";
 import { bigModel } from "../../service/bench/big-model";
 import { BUILTIN_MODEL_URI } from "../../service/src/config";
-import { failedStart, SERVER_JS, serviceEnv, startService } from "./support/service-process";
+import { failedStart, SERVER_JS, spawnService, startService } from "./support/service-process";
 
 const IRIS = readFileSync(BUILTIN_MODEL_URI);
 const IRIS_SHA256 = createHash("sha256").update(IRIS).digest("hex");
@@ -17,7 +17,7 @@ const IRIS_SHA256 = createHash("sha256").update(IRIS).digest("hex");
 const SECRET = "X-Goog-Signature=0123456789abcdefSECRET";
 
 /** A self-signed certificate for 127.0.0.1, trusted by the service through NODE_EXTRA_CA_CERTS. */
-function selfSigned(): { key: Buffer; cert: Buffer; caFile: string } {
+function selfSigned(): { key: Buffer; cert: Buffer; caFile: string; dir: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), "mlscore-tls-"));
   const keyFile = path.join(dir, "key.pem");
   const caFile = path.join(dir, "cert.pem");
@@ -30,13 +30,14 @@ function selfSigned(): { key: Buffer; cert: Buffer; caFile: string } {
     ],
     { stdio: "ignore" },
   );
-  return { key: readFileSync(keyFile), cert: readFileSync(caFile), caFile };
+  return { key: readFileSync(keyFile), cert: readFileSync(caFile), caFile, dir };
 }
 
 describe("MODEL_URI=https://", () => {
   let server: https.Server;
   let base: string;
   let caFile: string;
+  let tlsDir: string;
   /** Paths (without query) of every request the model store received. */
   const requested: string[] = [];
   const downloads = (file: string) => requested.filter((url) => url === file).length;
@@ -46,6 +47,7 @@ describe("MODEL_URI=https://", () => {
   beforeAll(async () => {
     const tls = selfSigned();
     caFile = tls.caFile;
+    tlsDir = tls.dir;
     server = https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
       const file = (req.url ?? "").split("?")[0];
       requested.push(file);
@@ -71,6 +73,7 @@ describe("MODEL_URI=https://", () => {
   afterAll(() => {
     server.closeAllConnections();
     server.close();
+    rmSync(tlsDir, { recursive: true, force: true });
   });
 
   it("downloads, verifies and serves the model; the name comes from the URL", async () => {
@@ -107,7 +110,7 @@ describe("MODEL_URI=https://", () => {
   });
 
   it("keeps the download where a restart finds it, and hashes it again before reusing it", async () => {
-    const cacheDir = mkdtempSync(path.join(os.tmpdir(), "mlscore-cache-"));
+    const cacheDir = mkdtempSync(path.join(os.tmpdir(), "mlscore-kept-"));
     const start = async (signature: string) => {
       const service = await startService({
         MODEL_URI: `${base}/iris.onnx?X-Goog-Signature=${signature}`,
@@ -131,6 +134,7 @@ describe("MODEL_URI=https://", () => {
     expect(await start("third")).toBe(200);
     expect(downloads("/iris.onnx")).toBe(before + 2);
     expect(readFileSync(path.join(cacheDir, kept))).toEqual(IRIS);
+    rmSync(cacheDir, { recursive: true, force: true });
   });
 
   it("loads a 128 MiB model over https at about twice its size in memory, not four times", async () => {
@@ -207,13 +211,12 @@ describe("MODEL_URI=https://", () => {
   it("ends at once on SIGTERM while the model downloads, even as PID 1", async () => {
     // In its own PID namespace the service is PID 1, as in the image, where a signal without a
     // handler is ignored instead of ending the process.
-    const child = spawn(
-      "unshare",
-      ["--user", "--map-root-user", "--pid", "--fork", "--kill-child", process.execPath, SERVER_JS],
-      {
-        env: serviceEnv({ MODEL_URI: `${base}/stalls.onnx`, NODE_EXTRA_CA_CERTS: caFile }),
-        stdio: ["ignore", "pipe", "pipe"],
-      },
+    const child = spawnService(
+      { MODEL_URI: `${base}/stalls.onnx`, NODE_EXTRA_CA_CERTS: caFile },
+      ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child"].concat(
+        process.execPath,
+        SERVER_JS,
+      ),
     );
     const messages: unknown[] = [];
     readline

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -17,8 +17,13 @@ const source = (uri: string, extra: { sha256?: string; maxBytes?: number } = {})
   ...extra,
 });
 
-/** A model cache folder of this test's own. */
-const freshCache = () => mkdtempSync(path.join(os.tmpdir(), "mlscore-cache-"));
+/** A model cache folder of this test's own, removed after the file's tests. */
+const made: string[] = [];
+const freshCache = () => {
+  made.push(mkdtempSync(path.join(os.tmpdir(), "mlscore-cache-")));
+  return made[made.length - 1];
+};
+afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 describe("loadModel from a file", () => {
   it("loads the iris model and its labels file", async () => {

@@ -1,5 +1,13 @@
 import { spawn } from "node:child_process";
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, statSync, symlinkSync } from "node:fs";
+import {
+  appendFileSync,
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
@@ -68,5 +76,6 @@ describe("npm start", () => {
     appendFileSync(path.join(service, "src", "version.ts"), "\n");
     await npmStart(service);
     expect(mtimes(dist)["version.js"]).toBeGreaterThan(built["version.js"]);
+    rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 });
