@@ -1,19 +1,27 @@
 import express, { type ErrorRequestHandler, type Request } from "express";
 import pino, { type Logger } from "pino";
+import { BodyBudget, bodyReader, closeAfterAnswer } from "./http/body";
+import { DEFAULT_BODY_TIMEOUT_SECONDS, resolveBodyLimits } from "./http/body-limit";
 import { ApiError } from "./http/errors";
 import { Metrics } from "./http/metrics";
 import { observeRequests, recordFault } from "./http/observe";
 import { buildOpenApi } from "./http/openapi";
 import type { Protocol } from "./http/protocol";
+import { Turns } from "./http/turns";
 import type { Model } from "./model/model";
+import { withPredict } from "./model/with-predict";
 import { protocols } from "./protocols";
 
 export interface AppOptions {
   readonly model: Model;
   /** Most rows one request may carry. */
   readonly maxBatchSize: number;
-  /** Largest request body accepted, in bytes; larger ones get a 413. */
-  readonly bodyLimitBytes: number;
+  /** Largest request body accepted, in bytes (more: 413); default: derived from the model. */
+  readonly bodyLimitBytes?: number;
+  /** Most request-body bytes held at once (more: 503); default: DEFAULT_BODY_BYTES_IN_FLIGHT. */
+  readonly bodyBytesInFlight?: number;
+  /** How long a body may take to arrive (longer: 408); default: DEFAULT_BODY_TIMEOUT_SECONDS. */
+  readonly bodyTimeoutSeconds?: number;
   /** Readiness; default: always ready. `server.ts` turns it off while draining. */
   readonly isReady?: () => boolean;
   /** Default: a silent logger, for tests. */
@@ -27,7 +35,17 @@ export function createApp(options: AppOptions): express.Express {
   const logger = options.logger ?? pino({ level: "silent" });
   const metrics = options.metrics ?? new Metrics();
   const isReady = options.isReady ?? (() => true);
-  const model = metrics.instrument(options.model);
+  const limits = resolveBodyLimits({
+    model: options.model,
+    maxBatchSize: options.maxBatchSize,
+    limitBytes: options.bodyLimitBytes,
+    bytesInFlight: options.bodyBytesInFlight,
+  });
+  const budget = new BodyBudget(limits.bytesInFlight);
+  metrics.watchBodyBudget(budget);
+  const turns = new Turns();
+  const timed = metrics.instrument(options.model);
+  const model = withPredict(timed, (inputs) => turns.predict(() => timed.predict(inputs)));
   const openapi = buildOpenApi(protocols, model);
 
   const app = express();
@@ -35,12 +53,6 @@ export function createApp(options: AppOptions): express.Express {
   app.set("etag", false);
 
   app.use(observeRequests(logger, metrics));
-  app.use(
-    express.json({
-      limit: options.bodyLimitBytes,
-      type: ["application/json", "application/*+json"],
-    }),
-  );
 
   app.get("/healthz", (_req, res) => {
     res.json({ status: "alive" });
@@ -56,41 +68,31 @@ export function createApp(options: AppOptions): express.Express {
     res.json(openapi);
   });
 
-  const context = {
-    model,
-    maxBatchSize: options.maxBatchSize,
-    bodyLimitBytes: options.bodyLimitBytes,
-    isReady,
-  };
+  const readBody = bodyReader(
+    {
+      maxBytes: limits.limitBytes,
+      timeoutMs: (options.bodyTimeoutSeconds ?? DEFAULT_BODY_TIMEOUT_SECONDS) * 1000,
+      budget,
+    },
+    turns,
+  );
+  const context = { model, maxBatchSize: options.maxBatchSize, readBody, isReady };
   for (const protocol of protocols) app.use(protocol.router(context));
 
   app.use((req, _res, next) => {
     next(new ApiError(404, `no route for ${req.method} ${req.path}; see GET /openapi.json`));
   });
-  app.use(handleErrors(protocols, options.bodyLimitBytes));
+  app.use(handleErrors(protocols));
   return app;
 }
 
-/** Body-parser failures carry `type` and a 4xx `status`; anything else unknown is a fault. */
+/** Errors from Express itself (a malformed path parameter) carry a 4xx `status`. */
 interface HttpError extends Error {
   readonly status?: number;
-  readonly type?: string;
 }
 
-function toApiError(error: HttpError, bodyLimitBytes: number): ApiError {
+function toApiError(error: HttpError): ApiError {
   if (error instanceof ApiError) return error;
-  switch (error.type) {
-    case "entity.parse.failed":
-      return new ApiError(400, `malformed JSON body: ${error.message}`);
-    case "entity.too.large":
-      return new ApiError(
-        413,
-        `request body is larger than the limit of ${bodyLimitBytes} bytes; send smaller batches`,
-      );
-    case "charset.unsupported":
-    case "encoding.unsupported":
-      return new ApiError(415, `${error.message}; send UTF-8 JSON`);
-  }
   if (error.status !== undefined && error.status >= 400 && error.status < 500) {
     return new ApiError(error.status, error.message);
   }
@@ -101,7 +103,7 @@ function toApiError(error: HttpError, bodyLimitBytes: number): ApiError {
 }
 
 /** The one error handler: every error leaves in the format of the protocol the client spoke. */
-function handleErrors(all: readonly Protocol[], bodyLimitBytes: number): ErrorRequestHandler {
+function handleErrors(all: readonly Protocol[]): ErrorRequestHandler {
   const byPrefix = all
     .flatMap((protocol) => protocol.prefixes.map((prefix) => ({ prefix, protocol })))
     .sort((a, b) => b.prefix.length - a.prefix.length);
@@ -114,8 +116,10 @@ function handleErrors(all: readonly Protocol[], bodyLimitBytes: number): ErrorRe
       next(error);
       return;
     }
-    const apiError = toApiError(error, bodyLimitBytes);
+    const apiError = toApiError(error);
     if (apiError.status >= 500) recordFault(res, error);
+    // Answered before its body arrived whole: the connection cannot carry another request.
+    if (!req.complete) closeAfterAnswer(req, res);
     const protocol = protocolOf(req);
     res
       .status(apiError.status)

@@ -1,4 +1,7 @@
 import path from "node:path";
+import { DEFAULT_BODY_TIMEOUT_SECONDS } from "./http/body-limit";
+import { defaultModelCacheDir } from "./model/download";
+import { withoutUrlSecrets } from "./redact";
 
 /** The service's whole configuration, read once from the environment at start. */
 export interface ServiceConfig {
@@ -13,8 +16,17 @@ export interface ServiceConfig {
   readonly modelSha256: string | undefined;
   /** Largest model accepted, in bytes; a bigger download is stopped. */
   readonly modelMaxBytes: number;
+  /** How long fetching and verifying the model may take before start-up fails. */
+  readonly modelLoadTimeoutSeconds: number;
+  /** Where downloaded models are kept, so a restarted container finds them. */
+  readonly modelCacheDir: string;
   readonly maxBatchSize: number;
-  readonly bodyLimitBytes: number;
+  /** Largest request body; `undefined`: derived from the model (`defaultBodyLimit`). */
+  readonly bodyLimitBytes: number | undefined;
+  /** Most request-body bytes held at once across all connections; `undefined`: the default. */
+  readonly bodyBytesInFlight: number | undefined;
+  /** How long a request body may take to arrive, from its headers on. */
+  readonly bodyTimeoutSeconds: number;
   /** How long SIGTERM waits for in-flight requests before giving up. */
   readonly shutdownGraceSeconds: number;
   readonly logLevel: string;
@@ -31,14 +43,26 @@ export class ConfigError extends Error {
 /** The built-in iris classifier, next to the compiled code (`dist/`) in the package and image. */
 export const BUILTIN_MODEL_URI = path.resolve(__dirname, "..", "models", "iris.onnx");
 
+const MiB = 1024 * 1024;
+const DEFAULT_MODEL_MAX_BYTES = 512 * MiB;
+
+/**
+ * The default start-up window for a model of up to `modelMaxBytes`: 30 s, plus 1 s for every
+ * 4 MiB (a download at 4 MiB/s, 32 Mbit/s, the slowest store this expects). 158 s for 512 MiB.
+ */
+export function defaultModelLoadTimeoutSeconds(modelMaxBytes: number): number {
+  return 30 + Math.ceil(modelMaxBytes / (4 * MiB));
+}
+
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function integer(env: Env, key: string, fallback: number, min: number, max: number): number {
+/** The whole number in `key`, or `undefined` when it is unset. */
+function optionalInteger(env: Env, key: string, min: number, max: number): number | undefined {
   const raw = env[key];
-  if (raw === undefined || raw === "") return fallback;
+  if (raw === undefined || raw === "") return undefined;
   const value = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
     throw new ConfigError(`${key} must be a whole number from ${min} to ${max} (got "${raw}")`);
@@ -46,19 +70,23 @@ function integer(env: Env, key: string, fallback: number, min: number, max: numb
   return value;
 }
 
+function integer(env: Env, key: string, fallback: number, min: number, max: number): number {
+  return optionalInteger(env, key, min, max) ?? fallback;
+}
+
 function checkModelUri(uri: string): string {
   if (uri === "identity" || uri.startsWith("https://")) return uri;
   if (uri.startsWith("gs://")) {
     if (!/^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}\/.+/.test(uri)) {
       throw new ConfigError(
-        `MODEL_URI must name a bucket and an object, gs://bucket/path (got "${uri}")`,
+        `MODEL_URI must name a bucket and an object, gs://bucket/path (got "${withoutUrlSecrets(uri)}")`,
       );
     }
     return uri;
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
     throw new ConfigError(
-      `MODEL_URI must be "identity", a file path, an https:// URL or a gs:// object (got "${uri}")`,
+      `MODEL_URI must be "identity", a file path, an https:// URL or a gs:// object (got "${withoutUrlSecrets(uri)}")`,
     );
   }
   return path.resolve(uri);
@@ -100,6 +128,24 @@ export function readConfig(env: Env): ServiceConfig {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")} (got "${logLevel}")`);
   }
+  const modelMaxBytes = integer(
+    env,
+    "MODEL_MAX_BYTES",
+    DEFAULT_MODEL_MAX_BYTES,
+    1,
+    Number.MAX_SAFE_INTEGER,
+  );
+  const bodyLimitBytes = optionalInteger(env, "MAX_BODY_BYTES", 1024, 1024 * MiB);
+  const bodyBytesInFlight = optionalInteger(env, "MAX_BODY_BYTES_IN_FLIGHT", 1024, 16 * 1024 * MiB);
+  if (
+    bodyLimitBytes !== undefined &&
+    bodyBytesInFlight !== undefined &&
+    bodyLimitBytes > bodyBytesInFlight
+  ) {
+    throw new ConfigError(
+      `MAX_BODY_BYTES_IN_FLIGHT (${bodyBytesInFlight}) must be at least MAX_BODY_BYTES (${bodyLimitBytes}), or no request of that size could ever be read`,
+    );
+  }
   return {
     port: integer(env, "PORT", 8080, 0, 65535),
     host: env.HOST || "0.0.0.0",
@@ -107,9 +153,19 @@ export function readConfig(env: Env): ServiceConfig {
     modelName,
     modelVersion,
     modelSha256,
-    modelMaxBytes: integer(env, "MODEL_MAX_BYTES", 512 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+    modelMaxBytes,
+    modelLoadTimeoutSeconds: integer(
+      env,
+      "MODEL_LOAD_TIMEOUT_SECONDS",
+      defaultModelLoadTimeoutSeconds(modelMaxBytes),
+      1,
+      86_400,
+    ),
+    modelCacheDir: path.resolve(env.MODEL_CACHE_DIR || defaultModelCacheDir()),
     maxBatchSize: integer(env, "MAX_BATCH_SIZE", 1024, 1, 1_000_000),
-    bodyLimitBytes: integer(env, "MAX_BODY_BYTES", 5 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    bodyLimitBytes,
+    bodyBytesInFlight,
+    bodyTimeoutSeconds: integer(env, "BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS, 1, 600),
     shutdownGraceSeconds: integer(env, "SHUTDOWN_GRACE_SECONDS", 20, 1, 3600),
     logLevel,
   };

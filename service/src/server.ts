@@ -1,18 +1,19 @@
+import type { RequestListener, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import pino from "pino";
 import { createApp } from "./app";
 import { ConfigError, readConfig, type ServiceConfig } from "./config";
+import { continueOnlyForAcceptedBodies } from "./http/body";
+import { resolveBodyLimits } from "./http/body-limit";
 import { createExpressServer } from "./http/express-server";
 import { Metrics } from "./http/metrics";
+import { createLogger } from "./log";
 import { loadModel } from "./model/load";
 import type { Model } from "./model/model";
-
-/** Behind a load balancer or Envoy, idle upstream connections must outlive theirs. */
-const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+import { withoutUrlSecrets } from "./redact";
 
 /** Ends the process with one line that says why, for a start-up failure a user must fix. */
 function die(message: string): never {
-  process.stderr.write(`mlscore: ${message}\n`);
+  process.stderr.write(`mlscore: ${withoutUrlSecrets(message)}\n`);
   process.exit(1);
 }
 
@@ -25,38 +26,67 @@ async function main(): Promise<void> {
     if (error instanceof ConfigError) die(error.message);
     throw error;
   }
-  const logger = pino({ level: config.logLevel, base: { service: "mlscore" } });
+  const logger = createLogger(config.logLevel);
 
+  // Before anything slow: Node is PID 1 in the image, and PID 1 ignores a signal it has no
+  // handler for, so a pod deleted while its model loads would wait out its whole grace period.
+  let stop = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, "stopped while loading the model");
+    process.exit(0);
+  };
+  process.on("SIGTERM", (signal) => stop(signal));
+  process.on("SIGINT", (signal) => stop(signal));
+
+  logger.info({ modelUri: config.modelUri }, "loading model");
   let model: Model;
   try {
-    model = await loadModel({
-      uri: config.modelUri,
-      name: config.modelName,
-      version: config.modelVersion,
-      sha256: config.modelSha256,
-      maxBytes: config.modelMaxBytes,
-    });
+    model = await loadModel(
+      {
+        uri: config.modelUri,
+        name: config.modelName,
+        version: config.modelVersion,
+        sha256: config.modelSha256,
+        maxBytes: config.modelMaxBytes,
+      },
+      { cacheDir: config.modelCacheDir, timeoutSeconds: config.modelLoadTimeoutSeconds },
+    );
   } catch (error) {
     die((error as Error).message);
   }
 
+  const limits = resolveBodyLimits({
+    model,
+    maxBatchSize: config.maxBatchSize,
+    limitBytes: config.bodyLimitBytes,
+    bytesInFlight: config.bodyBytesInFlight,
+  });
   let listening = false;
   let draining = false;
   const app = createApp({
     model,
     maxBatchSize: config.maxBatchSize,
-    bodyLimitBytes: config.bodyLimitBytes,
+    bodyLimitBytes: limits.limitBytes,
+    bodyBytesInFlight: limits.bytesInFlight,
+    bodyTimeoutSeconds: config.bodyTimeoutSeconds,
     isReady: () => listening && !draining,
     logger,
     metrics: new Metrics(),
   });
-  const server = createExpressServer(app, (req, res) => {
-    // While draining, tell keep-alive clients to reconnect elsewhere after this answer.
+
+  // Responses not yet finished, so a drain can tell each to close its connection.
+  const inFlight = new Set<ServerResponse>();
+  const handler: RequestListener = (req, res) => {
+    inFlight.add(res);
+    res.once("close", () => {
+      inFlight.delete(res);
+      // The last answer is out: what is left are connections between (or before) requests.
+      if (draining && inFlight.size === 0) server.closeAllConnections();
+    });
     if (draining) res.setHeader("connection", "close");
     app(req, res);
-  });
-  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 1_000;
+  };
+  const server = createExpressServer(app, handler, config.bodyTimeoutSeconds * 1000);
+  continueOnlyForAcceptedBodies(server, handler);
 
   server.on("error", (error: NodeJS.ErrnoException) => {
     die(`cannot listen on ${config.host}:${config.port}: ${error.code ?? error.message}`);
@@ -68,32 +98,43 @@ async function main(): Promise<void> {
       {
         port: typeof address === "object" && address ? address.port : config.port,
         model: { name: model.name, version: model.version, platform: model.platform },
+        limits: {
+          maxBatchSize: config.maxBatchSize,
+          maxBodyBytes: limits.limitBytes,
+          maxBodyBytesInFlight: limits.bytesInFlight,
+          bodyTimeoutSeconds: config.bodyTimeoutSeconds,
+        },
         startupMs: Math.round(performance.now() - startedAt),
       },
       "ready",
     );
   });
 
-  const shutdown = (signal: NodeJS.Signals): void => {
+  stop = (signal) => {
     if (draining) return;
     draining = true;
-    logger.info({ signal, graceSeconds: config.shutdownGraceSeconds }, "draining");
+    logger.info(
+      { signal, inFlight: inFlight.size, graceSeconds: config.shutdownGraceSeconds },
+      "draining",
+    );
     const deadline = setTimeout(() => {
       logger.error("grace period over with requests still in flight; closing them");
       server.closeAllConnections();
       process.exit(1);
     }, config.shutdownGraceSeconds * 1000);
     deadline.unref();
-    // Stops accepting; idle keep-alive sockets close now, busy ones after their response.
+    // Answers still to be written tell their clients to reconnect elsewhere.
+    for (const res of inFlight) if (!res.headersSent) res.setHeader("connection", "close");
+    // Stops accepting and closes idle keep-alive connections; the close callback runs once the
+    // connections with requests in flight have been answered and closed.
     server.close(() => {
       void model.close().finally(() => {
         logger.info("stopped");
         process.exit(0);
       });
     });
+    if (inFlight.size === 0) server.closeAllConnections();
   };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
 }
 
 main().catch((error: unknown) => {

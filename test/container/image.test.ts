@@ -325,7 +325,7 @@ describeWithDocker("service image", () => {
       const messages = logs.stdout
         .split("\n")
         .filter((line) => line.startsWith("{"))
-        .map((line) => (JSON.parse(line) as { msg?: string }).msg);
+        .map((line) => (JSON.parse(line) as { message?: string }).message);
       expect(messages).toEqual(expect.arrayContaining(["ready", "draining", "stopped"]));
       expect(messages.indexOf("draining")).toBeLessThan(messages.indexOf("stopped"));
     });

@@ -1,12 +1,12 @@
 import { Writable } from "node:stream";
-import pino from "pino";
 import request from "supertest";
 import { createApp } from "../../service/src/app";
+import { createLogger } from "../../service/src/log";
 import { Metrics } from "../../service/src/http/metrics";
 import { IdentityModel } from "../../service/src/model/identity";
 import type { Model, Tensor } from "../../service/src/model/model";
 
-/** A pino logger whose lines land in `lines`, parsed. */
+/** The service's logger, its lines landing in `lines`, parsed. */
 function capturingLogger(level = "info") {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
@@ -15,7 +15,7 @@ function capturingLogger(level = "info") {
       done();
     },
   });
-  return { logger: pino({ level }, stream), lines };
+  return { logger: createLogger(level, stream), lines };
 }
 
 /** The identity model, except that predict fails inside the "runtime" with a secret in it. */
@@ -47,7 +47,8 @@ describe("createApp", () => {
     expect(lines).toEqual([
       expect.objectContaining({
         level: 50,
-        msg: "request completed",
+        severity: "ERROR",
+        message: "request completed",
         req: expect.objectContaining({ id: "fault-1", method: "POST", url: "/score" }),
         res: { statusCode: 500 },
         err: expect.objectContaining({ message: "runtime exploded at /secret/path" }),
@@ -70,6 +71,7 @@ describe("createApp", () => {
     await request(app)
       .post("/score")
       .send({ X: [1] });
+    await request(app).post("/score").set("content-type", "application/json").send('{"X": [');
     const text = await metrics.registry.metrics();
     expect(text).toContain(
       'http_request_duration_seconds_count{method="GET",route="/v2/models/:name",status="200"} 1',
@@ -79,6 +81,10 @@ describe("createApp", () => {
     );
     expect(text).toContain(
       'http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 2',
+    );
+    // A body that fails to parse is counted under the route it was sent to.
+    expect(text).toContain(
+      'http_request_duration_seconds_count{method="POST",route="/score",status="400"} 1',
     );
     expect(text).toContain('model_inference_duration_seconds_count{model="identity"} 1');
   });

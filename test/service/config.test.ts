@@ -1,7 +1,9 @@
+import os from "node:os";
 import path from "node:path";
 import {
   BUILTIN_MODEL_URI,
   ConfigError,
+  defaultModelLoadTimeoutSeconds,
   defaultModelName,
   readConfig,
 } from "../../service/src/config";
@@ -18,8 +20,15 @@ describe("readConfig", () => {
       modelName: "iris",
       modelVersion: "1",
       modelSha256: undefined,
+      modelMaxBytes: 512 * 1024 * 1024,
+      // 30 s plus 1 s per 4 MiB of MODEL_MAX_BYTES.
+      modelLoadTimeoutSeconds: 158,
+      modelCacheDir: path.join(os.tmpdir(), "mlscore-models"),
       maxBatchSize: 1024,
-      bodyLimitBytes: 5 * 1024 * 1024,
+      // Derived from the model and the bytes in flight once the model is loaded.
+      bodyLimitBytes: undefined,
+      bodyBytesInFlight: undefined,
+      bodyTimeoutSeconds: 10,
       shutdownGraceSeconds: 20,
       logLevel: "info",
     });
@@ -35,8 +44,12 @@ describe("readConfig", () => {
       MODEL_VERSION: "3",
       MODEL_SHA256: "A".repeat(64),
       MODEL_MAX_BYTES: "1000",
+      MODEL_LOAD_TIMEOUT_SECONDS: "600",
+      MODEL_CACHE_DIR: "cache/models",
       MAX_BATCH_SIZE: "10",
       MAX_BODY_BYTES: "2048",
+      MAX_BODY_BYTES_IN_FLIGHT: "4096",
+      BODY_TIMEOUT_SECONDS: "3",
       SHUTDOWN_GRACE_SECONDS: "5",
       LOG_LEVEL: "debug",
     });
@@ -48,11 +61,23 @@ describe("readConfig", () => {
       modelVersion: "3",
       modelSha256: "a".repeat(64),
       modelMaxBytes: 1000,
+      modelLoadTimeoutSeconds: 600,
+      modelCacheDir: path.resolve("cache/models"),
       maxBatchSize: 10,
       bodyLimitBytes: 2048,
+      bodyBytesInFlight: 4096,
+      bodyTimeoutSeconds: 3,
       shutdownGraceSeconds: 5,
       logLevel: "debug",
     });
+  });
+
+  it("derives the start-up window from MODEL_MAX_BYTES unless MODEL_LOAD_TIMEOUT_SECONDS is set", () => {
+    expect(readConfig({ MODEL_MAX_BYTES: String(100 * 1024 * 1024) }).modelLoadTimeoutSeconds).toBe(
+      55,
+    );
+    expect(readConfig({ MODEL_MAX_BYTES: "1" }).modelLoadTimeoutSeconds).toBe(31);
+    expect(defaultModelLoadTimeoutSeconds(2 * 1024 * 1024 * 1024)).toBe(542);
   });
 
   it("resolves a relative model path against the working directory", () => {
@@ -69,6 +94,18 @@ describe("readConfig", () => {
       'MAX_BODY_BYTES must be a whole number from 1024 to 1073741824 (got "10")',
     ],
     [
+      { MAX_BODY_BYTES: "8192", MAX_BODY_BYTES_IN_FLIGHT: "4096" },
+      "MAX_BODY_BYTES_IN_FLIGHT (4096) must be at least MAX_BODY_BYTES (8192), or no request of that size could ever be read",
+    ],
+    [
+      { BODY_TIMEOUT_SECONDS: "0" },
+      'BODY_TIMEOUT_SECONDS must be a whole number from 1 to 600 (got "0")',
+    ],
+    [
+      { MODEL_LOAD_TIMEOUT_SECONDS: "soon" },
+      'MODEL_LOAD_TIMEOUT_SECONDS must be a whole number from 1 to 86400 (got "soon")',
+    ],
+    [
       { SHUTDOWN_GRACE_SECONDS: "-1" },
       'SHUTDOWN_GRACE_SECONDS must be a whole number from 1 to 3600 (got "-1")',
     ],
@@ -79,6 +116,11 @@ describe("readConfig", () => {
     [
       { MODEL_URI: "gs://bucket-only" },
       'MODEL_URI must name a bucket and an object, gs://bucket/path (got "gs://bucket-only")',
+    ],
+    [
+      // A presigned URL's signature never appears in a message.
+      { MODEL_URI: "s3://bucket/m.onnx?X-Amz-Signature=SECRET" },
+      'MODEL_URI must be "identity", a file path, an https:// URL or a gs:// object (got "s3://bucket/m.onnx")',
     ],
     [
       { MODEL_NAME: "my model" },

@@ -1,14 +1,11 @@
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import https from "node:https";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { BUILTIN_MODEL_URI } from "../../service/src/config";
 import { loadModel, ModelLoadError } from "../../service/src/model/load";
-import { failedStart, startService } from "./support/service-process";
 
 const IRIS = readFileSync(BUILTIN_MODEL_URI);
 const IRIS_SHA256 = createHash("sha256").update(IRIS).digest("hex");
@@ -20,13 +17,13 @@ const source = (uri: string, extra: { sha256?: string; maxBytes?: number } = {})
   ...extra,
 });
 
-/** Listens on a free loopback port. */
-async function serve<T extends http.Server | https.Server>(
-  server: T,
-): Promise<{ server: T; port: number }> {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, port: (server.address() as AddressInfo).port };
-}
+/** A model cache folder of this test's own, removed after the file's tests. */
+const made: string[] = [];
+const freshCache = () => {
+  made.push(mkdtempSync(path.join(os.tmpdir(), "mlscore-cache-")));
+  return made[made.length - 1];
+};
+afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 describe("loadModel from a file", () => {
   it("loads the iris model and its labels file", async () => {
@@ -82,27 +79,31 @@ describe("loadModel from gs://", () => {
 
   beforeAll(async () => {
     // Answers the two JSON API calls the client makes: object metadata, then ?alt=media.
-    const objects: Record<string, Buffer> = { "models/iris.onnx": IRIS, "models/short.onnx": IRIS };
-    const served = await serve(
-      http.createServer((req, res) => {
-        requests.push(req.url ?? "");
-        const url = new URL(req.url ?? "", "http://x");
-        const match = /\/b\/([^/]+)\/o\/([^/]+)$/.exec(url.pathname);
-        const name = match ? decodeURIComponent(match[2]) : "";
-        const bytes = match?.[1] === "bucket" ? objects[name] : undefined;
-        if (!bytes) {
-          res.writeHead(404, { "content-type": "application/json" });
-          res.end(JSON.stringify({ error: { code: 404, message: "No such object" } }));
-        } else if (url.searchParams.get("alt") === "media") {
-          res.end(name === "models/short.onnx" ? bytes.subarray(0, 100) : bytes);
-        } else {
-          res.setHeader("content-type", "application/json");
-          res.end(JSON.stringify({ bucket: "bucket", name, size: String(bytes.length) }));
-        }
-      }),
-    );
-    storage = served.server;
-    process.env.STORAGE_EMULATOR_HOST = `http://127.0.0.1:${served.port}`;
+    const objects: Record<string, Buffer> = {
+      "models/iris.onnx": IRIS,
+      "models/short.onnx": IRIS,
+      "models/stalls.onnx": IRIS,
+    };
+    storage = http.createServer((req, res) => {
+      requests.push(req.url ?? "");
+      const url = new URL(req.url ?? "", "http://x");
+      const match = /\/b\/([^/]+)\/o\/([^/]+)$/.exec(url.pathname);
+      const name = match ? decodeURIComponent(match[2]) : "";
+      const bytes = match?.[1] === "bucket" ? objects[name] : undefined;
+      if (!bytes) {
+        res.writeHead(404, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { code: 404, message: "No such object" } }));
+      } else if (url.searchParams.get("alt") === "media") {
+        if (name === "models/stalls.onnx") res.write(bytes.subarray(0, 100));
+        else res.end(name === "models/short.onnx" ? bytes.subarray(0, 100) : bytes);
+      } else {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ bucket: "bucket", name, size: String(bytes.length) }));
+      }
+    });
+    await new Promise<void>((resolve) => storage.listen(0, "127.0.0.1", resolve));
+    const { port } = storage.address() as AddressInfo;
+    process.env.STORAGE_EMULATOR_HOST = `http://127.0.0.1:${port}`;
   });
   afterAll(() => {
     delete process.env.STORAGE_EMULATOR_HOST;
@@ -110,108 +111,58 @@ describe("loadModel from gs://", () => {
     storage.close();
   });
 
-  it("downloads the object through the storage client and serves it", async () => {
-    const model = await loadModel(source("gs://bucket/models/iris.onnx", { sha256: IRIS_SHA256 }));
+  it("streams the object into the cache folder, named by its digest, and serves it", async () => {
+    const cacheDir = freshCache();
+    const model = await loadModel(source("gs://bucket/models/iris.onnx", { sha256: IRIS_SHA256 }), {
+      cacheDir,
+    });
     expect(model.outputs.map((output) => output.name)).toEqual(["label", "probabilities"]);
     expect(requests.some((url) => url.includes("alt=media"))).toBe(true);
     await model.close();
+    const [kept] = readdirSync(cacheDir);
+    expect(kept).toMatch(new RegExp(`^[0-9a-f]{32}-${IRIS_SHA256}\\.onnx$`));
+    expect(readFileSync(path.join(cacheDir, kept))).toEqual(IRIS);
   });
 
-  it("refuses a download shorter than the object's size", async () => {
-    await expect(loadModel(source("gs://bucket/models/short.onnx"))).rejects.toThrow(
+  it("refuses a download shorter than the object's size, and keeps nothing of it", async () => {
+    const cacheDir = freshCache();
+    await expect(loadModel(source("gs://bucket/models/short.onnx"), { cacheDir })).rejects.toThrow(
       `model download from gs://bucket/models/short.onnx was cut short: 100 of ${IRIS.length} bytes`,
     );
+    expect(readdirSync(cacheDir)).toEqual([]);
   });
 
   it("reports a missing object", async () => {
-    await expect(loadModel(source("gs://bucket/models/none.onnx"))).rejects.toThrow(
+    await expect(
+      loadModel(source("gs://bucket/models/none.onnx"), { cacheDir: freshCache() }),
+    ).rejects.toThrow(
       /^model download from gs:\/\/bucket\/models\/none\.onnx failed: .*No such object/,
     );
   });
-});
 
-describe("MODEL_URI=https://", () => {
-  let server: https.Server;
-  let base: string;
-  let caFile: string;
-
-  beforeAll(async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "mlscore-tls-"));
-    const key = path.join(dir, "key.pem");
-    caFile = path.join(dir, "cert.pem");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        key,
-        "-out",
-        caFile,
-      ],
-      { stdio: "ignore" },
+  it("says to set MODEL_CACHE_DIR when the cache folder cannot be made", async () => {
+    const file = path.join(freshCache(), "a-file");
+    writeFileSync(file, "");
+    await expect(
+      loadModel(source("gs://bucket/models/iris.onnx"), { cacheDir: path.join(file, "models") }),
+    ).rejects.toThrow(
+      new ModelLoadError(
+        `model cache folder ${path.join(file, "models")} cannot be created (ENOTDIR); set MODEL_CACHE_DIR to a writable folder`,
+      ),
     );
-    const served = await serve(
-      https.createServer({ key: readFileSync(key), cert: readFileSync(caFile) }, (req, res) => {
-        if (req.url === "/iris.onnx") res.end(IRIS);
-        else if (req.url === "/truncated.onnx") {
-          // Promises more than it sends, as a connection dropped mid-download would.
-          res.writeHead(200, { "content-length": String(IRIS.length) });
-          res.write(IRIS.subarray(0, 64));
-          setTimeout(() => res.socket?.destroy(), 50);
-        } else {
-          res.writeHead(404);
-          res.end();
-        }
-      }),
+  });
+
+  it("gives up on a download that outlasts MODEL_LOAD_TIMEOUT_SECONDS", async () => {
+    const cacheDir = freshCache();
+    const startedAt = Date.now();
+    await expect(
+      loadModel(source("gs://bucket/models/stalls.onnx"), { cacheDir, timeoutSeconds: 1 }),
+    ).rejects.toThrow(
+      new ModelLoadError(
+        "model download from gs://bucket/models/stalls.onnx did not finish within MODEL_LOAD_TIMEOUT_SECONDS=1; raise it for a large model or a slow store",
+      ),
     );
-    server = served.server;
-    base = `https://127.0.0.1:${served.port}`;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-
-  it("downloads, verifies and serves the model; the name comes from the URL", async () => {
-    const service = await startService({
-      MODEL_URI: `${base}/iris.onnx`,
-      MODEL_SHA256: IRIS_SHA256,
-      NODE_EXTRA_CA_CERTS: caFile,
-    });
-    try {
-      const metadata = await (await fetch(`${service.url}/v2/models/iris`)).json();
-      expect(metadata).toMatchObject({ name: "iris", platform: "onnxruntime" });
-    } finally {
-      service.child.kill("SIGKILL");
-    }
-  });
-
-  it.each([
-    ["/missing.onnx", "answered HTTP 404"],
-    ["/truncated.onnx", "failed: "],
-  ])("exits 1 when %s cannot be downloaded whole", async (file, reason) => {
-    const { code, stderr } = await failedStart({
-      MODEL_URI: `${base}${file}`,
-      NODE_EXTRA_CA_CERTS: caFile,
-    });
-    expect(code).toBe(1);
-    expect(stderr).toContain(`mlscore: model download from ${base}${file} `);
-    expect(stderr).toContain(reason);
-  });
-
-  it("exits 1 when the certificate is not trusted", async () => {
-    const { code, stderr } = await failedStart({ MODEL_URI: `${base}/iris.onnx` });
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/^mlscore: model download from .* failed: .*certificate/);
+    expect(Date.now() - startedAt).toBeLessThan(5_000);
+    expect(readdirSync(cacheDir)).toEqual([]);
   });
 });

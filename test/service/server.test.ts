@@ -2,7 +2,12 @@ import http from "node:http";
 import { failedStart, startService, type ServiceProcess } from "./support/service-process";
 
 /** Posts `{"X": [...]}` in two halves with a pause between them, so it is in flight for a while. */
-function slowScore(url: string, values: number[], pauseMs: number) {
+function slowScore(
+  url: string,
+  values: number[],
+  pauseMs: number,
+  agent: http.Agent | false = false,
+) {
   const body = JSON.stringify({ X: values });
   const half = Math.floor(body.length / 2);
   const { hostname, port } = new URL(url);
@@ -13,7 +18,7 @@ function slowScore(url: string, values: number[], pauseMs: number) {
         port,
         path: "/score",
         method: "POST",
-        agent: false,
+        agent,
         headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
       },
       (res) => {
@@ -50,9 +55,16 @@ describe("server process", () => {
 
   it("starts on the built-in iris model, answers probes and echoes a request id", async () => {
     service = await startService();
-    const ready = service.logs.find((line) => line.msg === "ready")!;
+    const ready = service.logs.find((line) => line.message === "ready")!;
     expect(ready).toMatchObject({ model: { name: "iris", platform: "onnxruntime" } });
     expect(ready.startupMs).toEqual(expect.any(Number));
+    // Cloud Logging's fields, so GKE shows the level; pino's number for everything else.
+    expect(ready).toMatchObject({
+      severity: "INFO",
+      level: 30,
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    });
+    expect(ready).not.toHaveProperty("msg");
 
     expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
     const readyz = await fetch(`${service.url}/readyz`, { headers: { "x-request-id": "req-42" } });
@@ -79,7 +91,7 @@ describe("server process", () => {
     expect((await post(JSON.stringify({ X: [1, 2] }), "good-one")).status).toBe(200);
     expect((await post("{not json", "bad-one")).status).toBe(400);
     await until(() => service!.logs.some((line) => line.level === 40));
-    const completed = service.logs.filter((line) => String(line.msg).startsWith("request "));
+    const completed = service.logs.filter((line) => String(line.message).startsWith("request "));
     expect(completed).toEqual([
       expect.objectContaining({ level: 40, req: expect.objectContaining({ id: "bad-one" }) }),
     ]);
@@ -92,8 +104,8 @@ describe("server process", () => {
       headers: { "content-type": "application/json", "x-request-id": "trace-me" },
       body: JSON.stringify({ X: [1, 2] }),
     });
-    await until(() => service!.logs.some((line) => line.msg === "request completed"));
-    const line = service.logs.find((entry) => entry.msg === "request completed")!;
+    await until(() => service!.logs.some((line) => line.message === "request completed"));
+    const line = service.logs.find((entry) => entry.message === "request completed")!;
     expect(line).toMatchObject({ level: 20, req: { id: "trace-me" }, res: { statusCode: 200 } });
   });
 
@@ -102,14 +114,73 @@ describe("server process", () => {
     const inFlight = slowScore(service.url, [1, 2, 3], 500);
     await new Promise((resolve) => setTimeout(resolve, 100));
     service.child.kill("SIGTERM");
-    await until(() => service!.logs.some((line) => line.msg === "draining"));
+    await until(() => service!.logs.some((line) => line.message === "draining"));
 
     await expect(fetch(`${service.url}/healthz`)).rejects.toThrow();
     const answer = await inFlight;
     expect(answer).toEqual({ status: 200, body: '{"score":[1,2,3]}', connection: "close" });
     expect(await service.exited).toBe(0);
-    expect(service.logs.map((line) => line.msg)).toEqual(
+    expect(service.logs.map((line) => line.message)).toEqual(
       expect.arrayContaining(["draining", "stopped"]),
+    );
+  });
+
+  it("on SIGTERM closes keep-alive connections: answers in flight say close, idle ones end, exit 0 at once", async () => {
+    service = await startService({ MODEL_URI: "identity", SHUTDOWN_GRACE_SECONDS: "30" });
+    const agent = new http.Agent({ keepAlive: true });
+    const { hostname, port } = new URL(service.url);
+    // One connection left idle after an answer, as a pooling client leaves it.
+    const idle = await new Promise<http.IncomingMessage>((resolve) =>
+      http.get({ hostname, port, path: "/healthz", agent }, (res) =>
+        res.resume().on("end", () => resolve(res)),
+      ),
+    );
+    expect(idle.headers.connection).toBe("keep-alive");
+    // Another whose request headers arrived before the signal and whose body arrives after it.
+    const inFlight = slowScore(service.url, [1, 2, 3], 500, agent);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const signalledAt = Date.now();
+    service.child.kill("SIGTERM");
+
+    expect(await inFlight).toEqual({ status: 200, body: '{"score":[1,2,3]}', connection: "close" });
+    expect(await service.exited).toBe(0);
+    // Not the grace period (30 s), nor the keep-alive timeout (65 s): as soon as it is answered.
+    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+    agent.destroy();
+  });
+
+  it("logs and counts a request whose client went away before the answer", async () => {
+    service = await startService({ MODEL_URI: "identity" });
+    const { hostname, port } = new URL(service.url);
+    const req = http.request({
+      hostname,
+      port,
+      path: "/score",
+      method: "POST",
+      agent: false,
+      headers: {
+        "content-type": "application/json",
+        "content-length": "100",
+        "x-request-id": "gone",
+      },
+    });
+    req.on("error", () => {});
+    req.write('{"X": [1,');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    req.destroy();
+    await until(() =>
+      service!.logs.some((line) => line.message === "request aborted by the client"),
+    );
+    const line = service.logs.find((entry) => entry.message === "request aborted by the client");
+    expect(line).toMatchObject({
+      level: 40,
+      severity: "WARNING",
+      req: { id: "gone", method: "POST", url: "/score", route: "/score" },
+      res: { statusCode: 499 },
+    });
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /http_request_duration_seconds_count\{method="POST",route="\/score",status="499"\} 1/,
     );
   });
 

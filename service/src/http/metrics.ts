@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { Model, Tensor } from "../model/model";
+import type { Model } from "../model/model";
+import type { BodyBudget } from "./body";
+import { withPredict } from "../model/with-predict";
 
 /** Buckets in seconds, dense below 10 ms where a scoring request should land. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -36,6 +38,18 @@ export class Metrics {
     });
   }
 
+  /** Publishes how many request-body bytes `budget` holds, read at each scrape. */
+  watchBodyBudget(budget: BodyBudget): void {
+    new Gauge({
+      name: "http_request_body_bytes_in_flight",
+      help: "Bytes of request bodies held by requests in flight, against MAX_BODY_BYTES_IN_FLIGHT.",
+      registers: [this.registry],
+      collect() {
+        this.set(budget.heldBytes);
+      },
+    });
+  }
+
   /** Publishes `model_info` and returns a model whose `predict` is timed. */
   instrument(model: Model): Model {
     new Gauge({
@@ -46,27 +60,16 @@ export class Metrics {
     }).set({ name: model.name, version: model.version, platform: model.platform }, 1);
     const duration = this.inferenceDuration.labels(model.name);
     const errors = this.inferenceErrors.labels(model.name);
-    return Object.freeze({
-      name: model.name,
-      version: model.version,
-      platform: model.platform,
-      inputs: model.inputs,
-      outputs: model.outputs,
-      primaryOutput: model.primaryOutput,
-      featureNames: model.featureNames,
-      classNames: model.classNames,
-      close: () => model.close(),
-      predict: async (inputs: readonly Tensor[]): Promise<Tensor[]> => {
-        const end = duration.startTimer();
-        try {
-          return await model.predict(inputs);
-        } catch (error) {
-          errors.inc();
-          throw error;
-        } finally {
-          end();
-        }
-      },
+    return withPredict(model, async (inputs) => {
+      const end = duration.startTimer();
+      try {
+        return await model.predict(inputs);
+      } catch (error) {
+        errors.inc();
+        throw error;
+      } finally {
+        end();
+      }
     });
   }
 }

@@ -1,4 +1,4 @@
-import type { Router } from "express";
+import type { RequestHandler, Router } from "express";
 import type { Model } from "../model/model";
 import type { ApiError } from "./errors";
 
@@ -8,8 +8,12 @@ export interface ProtocolContext {
   readonly model: Model;
   /** Most rows (first dimension) one request may carry. */
   readonly maxBatchSize: number;
-  /** Largest request body accepted, in bytes, for protocols that parse bodies of their own. */
-  readonly bodyLimitBytes: number;
+  /**
+   * Reads and parses the request body (JSON, or CSV as text) within the service's limits. Every
+   * route that takes a body lists it before its handler, so a body is read only once its route
+   * is known, and a failure is counted and answered under that route.
+   */
+  readonly readBody: RequestHandler;
   /** Whether the process is ready to take traffic (model loaded, not draining). */
   readonly isReady: () => boolean;
 }

@@ -1,26 +1,24 @@
-import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import { Storage } from "@google-cloud/storage";
+import { defaultModelCacheDir, downloadModel } from "./download";
 import { IdentityModel } from "./identity";
 import type { Model } from "./model";
 import { OnnxModel } from "./onnx";
+import {
+  checkDigest,
+  checkSize,
+  ModelLoadError,
+  sha256OfFile,
+  shownUri,
+  type ModelSource,
+} from "./source";
 
-/** Where a model comes from and what its bytes must look like. */
-export interface ModelSource {
-  /** `identity`, an absolute file path, an `https://` URL or a `gs://bucket/object`. */
-  readonly uri: string;
-  readonly name: string;
-  readonly version: string;
-  readonly sha256?: string;
-  readonly maxBytes: number;
-}
+export { ModelLoadError, type ModelSource } from "./source";
 
-/** A model that cannot be served; the message says what is wrong and where. */
-export class ModelLoadError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ModelLoadError";
-  }
+export interface LoadOptions {
+  /** Where `https://` and `gs://` models are kept; default: `defaultModelCacheDir()`. */
+  readonly cacheDir?: string;
+  /** How long a download may take (MODEL_LOAD_TIMEOUT_SECONDS); default: no limit. */
+  readonly timeoutSeconds?: number;
 }
 
 /** Optional names that ship beside a model as `<model>.json`, e.g. `iris.json` for the iris model. */
@@ -29,28 +27,33 @@ interface ModelLabels {
   readonly classNames?: readonly string[];
 }
 
-/** Fetches, verifies and loads the model named by `source`. */
-export async function loadModel(source: ModelSource): Promise<Model> {
+/**
+ * Fetches, verifies and loads the model named by `source`. onnxruntime opens the model from a
+ * file (a downloaded one from the cache), so the process never holds the model's bytes itself.
+ */
+export async function loadModel(source: ModelSource, options: LoadOptions = {}): Promise<Model> {
   if (source.uri === "identity")
     return new IdentityModel({ name: source.name, version: source.version });
-  const bytes = await fetchModel(source);
-  verify(bytes, source);
-  const labels = source.uri.startsWith("/") ? await readLabels(source.uri) : {};
+  const remote = source.uri.startsWith("https://") || source.uri.startsWith("gs://");
+  const file = remote
+    ? await downloadModel(source, {
+        cacheDir: options.cacheDir ?? defaultModelCacheDir(),
+        timeoutSeconds: options.timeoutSeconds,
+      })
+    : await localFile(source);
+  const labels = remote ? {} : await readLabels(source.uri);
   try {
-    return await OnnxModel.load(bytes, { name: source.name, version: source.version, ...labels });
+    return await OnnxModel.load(file, { name: source.name, version: source.version, ...labels });
   } catch (error) {
     throw new ModelLoadError(
-      `model at ${source.uri} cannot be served: ${(error as Error).message}`,
-      {
-        cause: error,
-      },
+      `model at ${shownUri(source)} cannot be served: ${(error as Error).message}`,
+      { cause: error },
     );
   }
 }
 
-async function fetchModel(source: ModelSource): Promise<Uint8Array> {
-  if (source.uri.startsWith("https://")) return download(source);
-  if (source.uri.startsWith("gs://")) return fromStorage(source);
+/** A model file on disk, checked for size and, when MODEL_SHA256 is set, digest. */
+async function localFile(source: ModelSource): Promise<string> {
   const info = await stat(source.uri).catch((error: NodeJS.ErrnoException) => {
     throw new ModelLoadError(
       `model file ${source.uri} cannot be read (${error.code ?? error.message})`,
@@ -62,98 +65,8 @@ async function fetchModel(source: ModelSource): Promise<Uint8Array> {
     );
   }
   checkSize(info.size, source);
-  return readFile(source.uri);
-}
-
-/** fetch wraps network failures ("fetch failed"); the cause says what happened. */
-function reason(error: unknown): string {
-  const { message, cause } = error as Error & { cause?: Error };
-  return cause?.message ? `${message} (${cause.message})` : message;
-}
-
-function checkSize(size: number, source: ModelSource): void {
-  if (size > source.maxBytes) {
-    throw new ModelLoadError(
-      `model at ${source.uri} has ${size} bytes, over MODEL_MAX_BYTES=${source.maxBytes}`,
-    );
-  }
-}
-
-async function download(source: ModelSource): Promise<Uint8Array> {
-  let response: Response;
-  try {
-    response = await fetch(source.uri, {
-      redirect: "follow",
-      signal: AbortSignal.timeout(120_000),
-    });
-  } catch (error) {
-    throw new ModelLoadError(`model download from ${source.uri} failed: ${reason(error)}`, {
-      cause: error,
-    });
-  }
-  if (!response.ok || !response.body) {
-    throw new ModelLoadError(`model download from ${source.uri} answered HTTP ${response.status}`);
-  }
-  const declared = response.headers.get("content-length");
-  if (declared !== null) checkSize(Number(declared), source);
-
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  try {
-    for await (const chunk of response.body) {
-      received += chunk.byteLength;
-      checkSize(received, source);
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    if (error instanceof ModelLoadError) throw error;
-    throw new ModelLoadError(`model download from ${source.uri} failed: ${reason(error)}`, {
-      cause: error,
-    });
-  }
-  if (declared !== null && received !== Number(declared)) {
-    throw new ModelLoadError(
-      `model download from ${source.uri} was cut short: ${received} of ${declared} bytes`,
-    );
-  }
-  return Buffer.concat(chunks);
-}
-
-/** Reads a `gs://` object with Application Default Credentials (STORAGE_EMULATOR_HOST honoured). */
-async function fromStorage(source: ModelSource): Promise<Uint8Array> {
-  const [, bucket, object] = /^gs:\/\/([^/]+)\/(.+)$/.exec(source.uri) ?? [];
-  const file = new Storage().bucket(bucket).file(object);
-  try {
-    const [metadata] = await file.getMetadata();
-    const size = Number(metadata.size);
-    checkSize(size, source);
-    // The library's own CRC check needs hashes an emulator may not send; size and sha256 are ours.
-    const [bytes] = await file.download({ validation: false });
-    if (bytes.byteLength !== size) {
-      throw new ModelLoadError(
-        `model download from ${source.uri} was cut short: ${bytes.byteLength} of ${size} bytes`,
-      );
-    }
-    return bytes;
-  } catch (error) {
-    if (error instanceof ModelLoadError) throw error;
-    throw new ModelLoadError(
-      `model download from ${source.uri} failed: ${(error as Error).message}`,
-      {
-        cause: error,
-      },
-    );
-  }
-}
-
-function verify(bytes: Uint8Array, source: ModelSource): void {
-  if (source.sha256 === undefined) return;
-  const actual = createHash("sha256").update(bytes).digest("hex");
-  if (actual !== source.sha256) {
-    throw new ModelLoadError(
-      `model at ${source.uri} has sha256 ${actual}, but MODEL_SHA256 is ${source.sha256}`,
-    );
-  }
+  if (source.sha256 !== undefined) checkDigest(await sha256OfFile(source.uri), source);
+  return source.uri;
 }
 
 async function readLabels(modelPath: string): Promise<ModelLabels> {

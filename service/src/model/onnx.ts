@@ -80,14 +80,17 @@ export class OnnxModel implements Model {
   }
 
   /**
-   * Parses `bytes` as an ONNX model and opens a session on it. Rejects, with a message that says
-   * how to fix the export, bytes that are not ONNX and models whose inputs or outputs are not
-   * tensors.
+   * Parses `model` (a file path, or the bytes) as an ONNX model and opens a session on it. A path
+   * spares the process a copy of the whole model. Rejects, with a message that says how to fix
+   * the export, bytes that are not ONNX and models whose inputs or outputs are not tensors.
    */
-  static async load(bytes: Uint8Array, options: OnnxModelOptions): Promise<OnnxModel> {
+  static async load(model: string | Uint8Array, options: OnnxModelOptions): Promise<OnnxModel> {
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, SESSION_OPTIONS);
+      session =
+        typeof model === "string"
+          ? await ort.InferenceSession.create(model, SESSION_OPTIONS)
+          : await ort.InferenceSession.create(model, SESSION_OPTIONS);
     } catch (error) {
       throw new Error(
         `onnxruntime cannot load it as an ONNX model (${(error as Error).message.trim()}); ` +

@@ -54,7 +54,7 @@ function resolveModel(model: Model, req: Request): void {
 export const kserveV1: Protocol = {
   name: "kserve-v1",
   prefixes: ["/v1/models"],
-  router({ model, maxBatchSize, isReady }) {
+  router({ model, maxBatchSize, readBody, isReady }) {
     const router = Router();
     router.get("/v1/models", (_req, res) => {
       res.json({ models: [model.name] });
@@ -65,7 +65,7 @@ export const kserveV1: Protocol = {
       res.status(ready ? 200 : 503).json({ name: model.name, ready });
     });
     // path-to-regexp reads `:predict` as a parameter; the backslash makes it literal.
-    router.post("/v1/models/:name\\:predict", async (req, res) => {
+    router.post("/v1/models/:name\\:predict", readBody, async (req, res) => {
       resolveModel(model, req);
       const { instances, inputs } = parseJsonBody(req, PredictRequest, "the predict request");
       if ((instances === undefined) === (inputs === undefined)) {

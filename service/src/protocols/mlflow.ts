@@ -1,6 +1,7 @@
 import { parse } from "csv-parse/sync";
-import { Router, text, type Request, type RequestHandler } from "express";
+import { Router, type Request } from "express";
 import { z } from "zod";
+import { CSV_TYPES } from "../http/body";
 import { ApiError, badRequest } from "../http/errors";
 import type { Protocol } from "../http/protocol";
 import type { Model, Tensor } from "../model/model";
@@ -72,7 +73,6 @@ const MlflowError = z
   .object({ error_code: z.string(), message: z.string() })
   .meta({ title: "MlflowError" });
 
-const CSV_TYPES = ["text/csv", "application/csv"];
 /** csv-parse quotes the offending field in some messages; a message shows at most this much. */
 const CSV_MESSAGE_CHARS = 200;
 
@@ -180,20 +180,9 @@ function requireReady(isReady: () => boolean): void {
 export const mlflow: Protocol = {
   name: "mlflow",
   prefixes: ["/invocations", "/ping", "/health", "/version"],
-  router({ model, maxBatchSize, bodyLimitBytes, isReady }) {
+  router({ model, maxBatchSize, readBody, isReady }) {
     const router = Router();
-    // Only MLflow takes CSV, so only its route pays for the text parser.
-    const parseCsv = text({ limit: bodyLimitBytes, type: CSV_TYPES });
-    const csv: RequestHandler = (req, res, next) => {
-      parseCsv(req, res, (error?: unknown) => {
-        const { type, message } = (error ?? {}) as { type?: string; message?: string };
-        // The app's handler would advise JSON; this body is CSV.
-        if (type === "charset.unsupported" || type === "encoding.unsupported") {
-          next(new ApiError(415, `${message}; send UTF-8 CSV`));
-        } else next(error);
-      });
-    };
-    router.post("/invocations", csv, async (req, res) => {
+    router.post("/invocations", readBody, async (req, res) => {
       const inputs = decodeInvocation(model, req, { maxBatchSize });
       const output = await predictPrimary(model, inputs, rowsField(req));
       res.json({ predictions: encodeNested(output) });

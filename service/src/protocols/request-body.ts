@@ -1,5 +1,6 @@
 import type { Request } from "express";
 import { z } from "zod";
+import { hasBody } from "../http/body";
 import { ApiError, badRequest } from "../http/errors";
 
 /**
@@ -8,13 +9,6 @@ import { ApiError, badRequest } from "../http/errors";
  */
 
 const JSON_TYPE = "application/json";
-
-/** Whether the request carries a body at all, by the same test body-parser uses. */
-function hasBody(req: Request): boolean {
-  return (
-    req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"]) > 0
-  );
-}
 
 /** The request's Content-Type as messages show it: a short prefix, since clients choose it. */
 function contentType(req: Request): string {

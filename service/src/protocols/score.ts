@@ -37,9 +37,9 @@ const ScoreError = z.object({ error: z.string() }).meta({ title: "ScoreError" })
 export const score: Protocol = {
   name: "score",
   prefixes: ["/score"],
-  router({ model, maxBatchSize }) {
+  router({ model, maxBatchSize, readBody }) {
     const router = Router();
-    router.post("/score", async (req, res) => {
+    router.post("/score", readBody, async (req, res) => {
       const { X, names } = parseJsonBody(req, ScoreRequest, "the /score body");
       const inputs = decodeRows(model, X, names, "X", { maxBatchSize });
       const output = await predictPrimary(model, inputs, "X");

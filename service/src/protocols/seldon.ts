@@ -130,7 +130,7 @@ function outputNames(model: Model, output: Tensor): string[] {
 export const seldon: Protocol = {
   name: "seldon",
   prefixes: ["/api/v1.0/predictions", "/predict"],
-  router({ model, maxBatchSize }) {
+  router({ model, maxBatchSize, readBody }) {
     const router = Router();
     const predict = async (req: Request, res: Response): Promise<void> => {
       const message = parseJsonBody(req, SeldonMessage, "the SeldonMessage");
@@ -168,8 +168,8 @@ export const seldon: Protocol = {
         meta: { ...echoed, requestPath: { [model.name]: model.version } },
       });
     };
-    router.post("/api/v1.0/predictions", predict);
-    router.post("/predict", predict);
+    router.post("/api/v1.0/predictions", readBody, predict);
+    router.post("/predict", readBody, predict);
     return router;
   },
   formatError: (error) => ({

@@ -163,7 +163,7 @@ const MODEL_PATHS = ["/v2/models/:name", "/v2/models/:name/versions/:version"];
 export const v2: Protocol = {
   name: "v2",
   prefixes: ["/v2"],
-  router({ model, maxBatchSize, isReady }) {
+  router({ model, maxBatchSize, readBody, isReady }) {
     const router = Router();
     router.get("/v2", (_req, res) => {
       res.json({ name: "mlscore", version: SERVICE_VERSION, extensions: [] });
@@ -191,7 +191,7 @@ export const v2: Protocol = {
         const ready = isReady();
         res.status(ready ? 200 : 503).json({ name: model.name, ready });
       });
-      router.post(`${base}/infer`, async (req, res) => {
+      router.post(`${base}/infer`, readBody, async (req, res) => {
         resolveModel(model, req);
         const body = parseJsonBody(req, InferenceRequest, "the inference request");
         const wanted = requestedOutputs(model, body.outputs);

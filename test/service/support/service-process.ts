@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 
@@ -13,6 +15,32 @@ export interface ServiceProcess {
   readonly logs: Record<string, unknown>[];
   /** Resolves with the exit code (or signal name) once the process has ended. */
   readonly exited: Promise<number | string>;
+}
+
+/**
+ * Spawns `command` (by default the service) with a service's environment: loopback, any free
+ * port, and unless `env` names one, a model cache of its own (a download kept by one test must
+ * not be found by the next), removed when the process ends.
+ */
+export function spawnService(
+  env: Record<string, string>,
+  command: readonly string[] = [process.execPath, SERVER_JS],
+): ChildProcess {
+  const cacheDir = env.MODEL_CACHE_DIR ?? mkdtempSync(path.join(os.tmpdir(), "mlscore-cache-"));
+  const child = spawn(command[0], command.slice(1), {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOST: "127.0.0.1",
+      PORT: "0",
+      MODEL_CACHE_DIR: cacheDir,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  if (env.MODEL_CACHE_DIR === undefined) {
+    child.once("exit", () => rmSync(cacheDir, { recursive: true, force: true }));
+  }
+  return child;
 }
 
 /** Collects stdout log lines and stderr, and resolves `exited` when the process ends. */
@@ -38,14 +66,11 @@ export async function startService(
   env: Record<string, string> = {},
   timeoutMs = 15_000,
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [SERVER_JS], {
-    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnService(env);
   const { logs, exited, stderr } = watch(child);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const ready = logs.find((line) => line.msg === "ready");
+    const ready = logs.find((line) => line.message === "ready");
     if (ready) return { child, url: `http://127.0.0.1:${String(ready.port)}`, logs, exited };
     if (child.exitCode !== null) break;
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -60,10 +85,7 @@ export async function startService(
 export async function failedStart(
   env: Record<string, string>,
 ): Promise<{ code: number | string; stderr: string }> {
-  const child = spawn(process.execPath, [SERVER_JS], {
-    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: "0", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnService(env);
   const { exited, stderr } = watch(child);
   const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
   const code = await exited;
