@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
-import { mebibytes, MIB, modelLoadPeakBytes } from "./app/model-budget";
+import { mebibytes, MIB, MODEL_LOAD_MEMORY_FACTOR, modelLoadPeakBytes } from "./app/model-budget";
 import { blockedHostReason, carriesCredentials, redactUri } from "./app/model-store";
 import { ipv4, ipv4Cidr } from "./ipv4";
 import { isPinnedImage } from "./policy/workloads";
@@ -466,10 +466,10 @@ export function parseConfig(
     "$(sha256sum model.onnx | cut -c1-64)",
     true,
   );
-  const modelMaxSize = read.text("modelMaxSize", memoryWhat, MEMORY, "128Mi");
+  const modelMaxSize = read.text("modelMaxSize", memoryWhat, MEMORY, "100Mi");
   const modelMaxBytes = bytes(modelMaxSize);
   if (MEMORY.test(modelMaxSize) && modelMaxBytes < MIB) {
-    read.fail("modelMaxSize", `must be at least 1Mi (got "${modelMaxSize}")`, "128Mi");
+    read.fail("modelMaxSize", `must be at least 1Mi (got "${modelMaxSize}")`, "100Mi");
   }
   if (MEMORY.test(modelMaxSize) && MEMORY.test(memoryLimit)) {
     const peak = mebibytes(modelLoadPeakBytes(modelMaxBytes));
@@ -478,7 +478,7 @@ export function parseConfig(
         "memoryLimit",
         `(${memoryLimit}) cannot hold a model of ${PROJECT}:modelMaxSize (${modelMaxSize}): ` +
           `loading one peaks at about ${peak} (${mebibytes(modelLoadPeakBytes(0))} at rest ` +
-          "plus the model's share); lower modelMaxSize or raise the limit",
+          `plus ${MODEL_LOAD_MEMORY_FACTOR} × the model); lower modelMaxSize or raise the limit`,
         peak,
       );
     }

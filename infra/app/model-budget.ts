@@ -8,18 +8,19 @@
 export const MIB = 2 ** 20;
 
 /**
- * Memory a scoring process holds before any model: Node, Express, onnxruntime and the metrics.
- * PROVISIONAL: the service's own benchmark measures the at-rest RSS (about 136 MB with iris); the
- * lead replaces this and {@link MODEL_LOAD_MEMORY_FACTOR} with the measured values.
+ * Memory a scoring process needs besides its model: Node, Express, onnxruntime, the metrics and the
+ * request-body budget. `npm run bench:model-load` measured the load's peak at 140 MiB + 2.05 × the
+ * model (50, 200 and 500 MiB models, from a file, https:// and gs://); the request bodies a
+ * serving pod may hold at once (MAX_BODY_BYTES_IN_FLIGHT, 32 MiB) and headroom bring it to 256 MiB.
  */
-export const MODEL_LOAD_BASE_BYTES = 150 * MIB;
+export const MODEL_LOAD_BASE_BYTES = 256 * MIB;
 
 /**
  * Peak memory per byte of model while it loads: the file is streamed to /tmp, then onnxruntime
- * reads it and builds its session, holding the bytes and the initialized graph at once.
- * PROVISIONAL, see {@link MODEL_LOAD_BASE_BYTES}.
+ * reads it and builds its session, holding the bytes and the initialized weights at once. Measured
+ * 2.05, rounded up.
  */
-export const MODEL_LOAD_MEMORY_FACTOR = 2;
+export const MODEL_LOAD_MEMORY_FACTOR = 2.1;
 
 /** Peak resident memory of a scoring process loading a model of `modelBytes`. */
 export function modelLoadPeakBytes(modelBytes: number): number {

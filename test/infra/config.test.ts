@@ -186,7 +186,7 @@ describe("parseConfig on the real stacks", () => {
         modelName: undefined,
         modelVersion: undefined,
         modelSha256: undefined,
-        modelMaxBytes: 128 * 2 ** 20,
+        modelMaxBytes: 100 * 2 ** 20,
         modelUriSecret: false,
         loadBalancerSourceRanges: [],
         monitoringNamespace: undefined,
@@ -567,8 +567,8 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       dev,
       { "mlscore:modelMaxSize": "512Mi" },
       "mlscore:memoryLimit (512Mi) cannot hold a model of mlscore:modelMaxSize (512Mi): loading " +
-        "one peaks at about 1174Mi (150Mi at rest plus the model's share); lower modelMaxSize or " +
-        "raise the limit; set it with: pulumi config set memoryLimit 1174Mi",
+        "one peaks at about 1332Mi (256Mi at rest plus 2.1 × the model); lower modelMaxSize or " +
+        "raise the limit; set it with: pulumi config set memoryLimit 1332Mi",
     ],
     [
       "a memory limit below what the process needs at rest",
@@ -579,22 +579,22 @@ describe("parseConfig rejects each bad value with its exact message", () => {
         "mlscore:modelMaxSize": "1Mi",
       },
       "mlscore:memoryLimit (128Mi) cannot hold a model of mlscore:modelMaxSize (1Mi): loading " +
-        "one peaks at about 152Mi (150Mi at rest plus the model's share); lower modelMaxSize or " +
-        "raise the limit; set it with: pulumi config set memoryLimit 152Mi",
+        "one peaks at about 259Mi (256Mi at rest plus 2.1 × the model); lower modelMaxSize or " +
+        "raise the limit; set it with: pulumi config set memoryLimit 259Mi",
     ],
     [
       "a model size that is no memory quantity",
       dev,
       { "mlscore:modelMaxSize": "200MB" },
       'mlscore:modelMaxSize must be a memory quantity such as 256Mi or 1Gi (got "200MB"); ' +
-        "set it with: pulumi config set modelMaxSize 128Mi",
+        "set it with: pulumi config set modelMaxSize 100Mi",
     ],
     [
       "a model size under a mebibyte",
       dev,
       { "mlscore:modelMaxSize": "512Ki" },
       'mlscore:modelMaxSize must be at least 1Mi (got "512Ki"); ' +
-        "set it with: pulumi config set modelMaxSize 128Mi",
+        "set it with: pulumi config set modelMaxSize 100Mi",
     ],
     [
       "a model digest that is not 64 hex characters",

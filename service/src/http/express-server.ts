@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import type { Express } from "express";
 
 /** Behind a load balancer or Envoy, idle upstream connections must outlive theirs. */
-const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 /** Request headers arrive in one piece from any real client; slow ones are an attack. */
 const HEADERS_TIMEOUT_MS = 10_000;
 
