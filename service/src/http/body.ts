@@ -110,7 +110,10 @@ export function bodyReader(limits: BodyLimits, turns: Turns): RequestHandler {
 function refuseHeaders(req: Request, maxBytes: number): ApiError | undefined {
   const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers["content-type"] ?? "")?.[1];
   if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-    return new ApiError(415, `charset ${charset} is not supported; send the body as UTF-8`);
+    return new ApiError(
+      415,
+      `charset ${charset.slice(0, 40)} is not supported; send the body as UTF-8`,
+    );
   }
   const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase();
   if (!(encoding in DECODERS)) {
