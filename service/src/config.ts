@@ -77,8 +77,8 @@ function integer(env: Env, key: string, fallback: number, min: number, max: numb
   return optionalInteger(env, key, min, max) ?? fallback;
 }
 
-/** Bucket names as GCS and S3 both allow them. */
-const BUCKET_URIS: Record<string, RegExp> = {
+/** `gs://` and `s3://` objects: a bucket named as each store allows, and an object in it. */
+export const BUCKET_URIS: Readonly<Record<string, RegExp>> = {
   gs: /^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}\/.+/,
   // No query or fragment: an S3 object is named by its key alone, never presigned here.
   s3: /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^?#]+$/,
@@ -102,6 +102,9 @@ function checkModelUri(uri: string): string {
   return uri;
 }
 
+/** An S3-compatible store's address: scheme, host and port, nothing more. */
+export const STORE_ENDPOINT = /^https?:\/\/[^/?#@\s]+\/?$/;
+
 /**
  * The S3 settings from the standard AWS variables: AWS_REGION (or AWS_DEFAULT_REGION),
  * AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) for another store than AWS S3, and credentials from
@@ -115,7 +118,7 @@ function readS3Settings(env: Env, modelUri: string): S3Settings {
   }
   const endpointKey = env.AWS_ENDPOINT_URL_S3 ? "AWS_ENDPOINT_URL_S3" : "AWS_ENDPOINT_URL";
   const endpoint = env[endpointKey] || undefined;
-  if (endpoint !== undefined && !/^https?:\/\/[^/?#@\s]+\/?$/.test(endpoint)) {
+  if (endpoint !== undefined && !STORE_ENDPOINT.test(endpoint)) {
     throw new ConfigError(
       `${endpointKey} must be the store's http:// or https:// address, host and port only, such as https://minio.example.com:9000 (got "${withoutUrlSecrets(endpoint)}")`,
     );

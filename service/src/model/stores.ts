@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Storage } from "@google-cloud/storage";
 import type { S3Settings } from "./s3";
 import { checkSize, ModelLoadError, shownUri, type ModelSource } from "./source";
 
@@ -126,7 +125,8 @@ async function fromHttps(source: ModelSource, signal: AbortSignal | undefined) {
   return { size: declared === null ? undefined : Number(declared), body: response.body };
 }
 
-/** The AWS SDK loads only for an `s3://` model: it adds about a tenth of a second to a start. */
+/** The AWS SDK loads only for an `s3://` model (and Google's for `gs://`): each adds about a
+ * tenth of a second to a start. */
 async function fromS3(source: ModelSource, settings: S3Settings, signal: AbortSignal | undefined) {
   const { openS3Object } = await import("./s3");
   return openS3Object(source, settings, signal);
@@ -135,6 +135,7 @@ async function fromS3(source: ModelSource, settings: S3Settings, signal: AbortSi
 /** Reads a `gs://` object with Application Default Credentials (STORAGE_EMULATOR_HOST honoured). */
 async function fromStorage(source: ModelSource, signal: AbortSignal | undefined) {
   const [, bucket, object] = /^gs:\/\/([^/]+)\/(.+)$/.exec(source.uri) ?? [];
+  const { Storage } = await import("@google-cloud/storage");
   const stored = new Storage().bucket(bucket).file(object);
   const [metadata] = await untilAborted(stored.getMetadata(), signal);
   // The library's own CRC check needs hashes an emulator may not send; size and sha256 are ours.
