@@ -118,8 +118,12 @@ export class MlflowClient {
         signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
       });
     } catch (error) {
-      const { name, message, cause } = error as Error & { cause?: { code?: string } };
-      const why = cause?.code ?? (name === "TimeoutError" ? "no answer in 30 s" : message);
+      const { name, message, cause } = error as Error & {
+        cause?: { code?: string; message?: string };
+      };
+      // fetch says only "fetch failed"; its cause says why (ECONNREFUSED, ENOTFOUND, ...).
+      const why =
+        name === "TimeoutError" ? "no answer in 30 s" : (cause?.code ?? cause?.message ?? message);
       throw new RegistryError(
         `cannot reach the MLflow tracking server at ${this.trackingUri} (${why}); check ` +
           "mlflowTrackingUri and that this machine reaches it",

@@ -175,7 +175,7 @@ describe("MODEL_URI=s3:// on a store that checks credentials", () => {
   beforeAll(async () => {
     // moto checks every request's signature and IAM policy after the first four: the bucket, the
     // object, the user and its key are made before that.
-    guarded = await startS3({ INITIAL_NO_AUTH_ACTION_COUNT: "4" });
+    guarded = await startS3({ env: { INITIAL_NO_AUTH_ACTION_COUNT: "4" } });
     await guarded.createBucket(BUCKET);
     await guarded.put(BUCKET, "iris/model.onnx", IRIS);
     const script = [
