@@ -245,7 +245,8 @@ export function readModelSettings(
       }
     }
   }
-  const registry = readRegistry(read, registeredModel !== undefined, secretKeys);
+  // A malformed models:/ URI is reported once, as such, not also as a stray tracking server.
+  const registry = readRegistry(read, modelUri.startsWith("models:"), secretKeys);
   const s3 = readS3(read, secretKeys);
   const unreadable = isModelUri(modelUri) ? unreadableStore(modelUri, target, s3) : undefined;
   if (unreadable !== undefined) {
