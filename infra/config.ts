@@ -1,61 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { mebibytes, MIB, MODEL_LOAD_MEMORY_FACTOR, modelLoadPeakBytes } from "./app/model-budget";
-import { blockedHostReason, carriesCredentials, redactUri } from "./app/model-store";
+import { CONFIG_KEYS, ConfigReader, PROJECT, type RawConfig } from "./config-reader";
 import { ipv4, ipv4Cidr } from "./ipv4";
+import { readModelSettings, type ModelSettings } from "./model-config";
 import { isPinnedImage } from "./policy/workloads";
 
-/** The project name from Pulumi.yaml; project config keys are namespaced with it. */
-export const PROJECT = "mlscore";
-
-/**
- * Every project config key. Each is declared in Pulumi.yaml's `config:` block with its type and
- * default (only `target` has no default, so the CLI makes every stack set it).
- */
-export const CONFIG_KEYS = [
-  "target",
-  "namespace",
-  "replicas",
-  "minReplicas",
-  "maxReplicas",
-  "targetCpuUtilization",
-  "cpuRequest",
-  "cpuLimit",
-  "memoryRequest",
-  "memoryLimit",
-  "modelUri",
-  "modelName",
-  "modelVersion",
-  "modelSha256",
-  "modelMaxSize",
-  "istioEnabled",
-  "istioVersion",
-  "metallbVersion",
-  "metallbAddressRange",
-  "metricsServerVersion",
-  "loadBalancerSourceRanges",
-  "tlsSecretName",
-  "monitoringNamespace",
-  "kindClusterName",
-  "gcpProject",
-  "gcpRegion",
-  "gcpZone",
-  "nodeCount",
-  "minNodes",
-  "maxNodes",
-  "machineType",
-  "kubeContext",
-  "image",
-] as const;
-
-/** A project config key, without its `mlscore:` namespace. */
-export type ConfigKey = (typeof CONFIG_KEYS)[number];
-
-/** Raw config as the engine hands it over: namespaced keys (`mlscore:replicas`, `gcp:project`). */
-export type RawConfig = Readonly<Record<string, string | undefined>>;
+export { CONFIG_KEYS, PROJECT, type ConfigKey, type RawConfig } from "./config-reader";
+export type { ModelSettings, RegistrySettings, S3StoreSettings } from "./model-config";
 
 /** The application's settings, the same on every target. */
-export interface AppSettings {
+export interface AppSettings extends ModelSettings {
   readonly namespace: string;
   readonly replicas: number;
   readonly minReplicas: number;
@@ -66,21 +21,8 @@ export interface AppSettings {
   readonly cpuLimit: string;
   readonly memoryRequest: string;
   readonly memoryLimit: string;
-  /** Undefined: the image's built-in iris model. */
-  readonly modelUri?: string;
-  /** Undefined: the service names the model after its file. */
-  readonly modelName?: string;
-  /** Undefined: the service reports version 1. */
-  readonly modelVersion?: string;
-  /** Lowercase hex SHA-256 the model's bytes must have; undefined: not verified. */
-  readonly modelSha256?: string;
   /** Largest model the pods accept (the service's MODEL_MAX_BYTES). */
   readonly modelMaxBytes: number;
-  /**
-   * Whether modelUri must stay secret: it was set with `--secret`, or it carries a query string
-   * or user info (a presigned URL's signature, a password).
-   */
-  readonly modelUriSecret: boolean;
   /** IPv4 CIDRs the load balancer admits; empty: any source. */
   readonly loadBalancerSourceRanges: readonly string[];
   /** Namespace of the Prometheus that scrapes the pods; undefined: none is admitted. */
@@ -164,9 +106,7 @@ const RESERVED_NAMESPACES = [
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN =
   /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const SHA256 = /^[0-9a-fA-F]{64}$/;
 const VERSION = /^\d+\.\d+\.\d+$/;
-const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** A kubeconfig context name: anything without whitespace (kind-x, gke_p_z_c, arn:aws:eks:...). */
 const KUBE_CONTEXT = /^\S{1,253}$/;
 const GCP_PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
@@ -181,93 +121,6 @@ const MEMORY_UNITS: Record<string, number> = {
   Gi: 2 ** 30,
   Ti: 2 ** 40,
 };
-
-/** Reads project keys, collecting every problem instead of stopping at the first. */
-class ConfigReader {
-  readonly problems: string[] = [];
-  /** Keys already reported: a check that compares them would compare a stand-in value. */
-  private readonly failed = new Set<ConfigKey>();
-
-  constructor(private readonly raw: RawConfig) {}
-
-  /** The raw value, or undefined (with a problem recorded) when the key is not set at all. */
-  value(key: ConfigKey, example: string): string | undefined {
-    const value = this.raw[`${PROJECT}:${key}`];
-    if (value === undefined) {
-      this.fail(key, "is not set (Pulumi.yaml declares its default)", example);
-    }
-    return value;
-  }
-
-  fail(key: ConfigKey, problem: string, example: string): void {
-    this.failed.add(key);
-    this.problems.push(
-      `${PROJECT}:${key} ${problem}; set it with: pulumi config set ${key} ${example}`,
-    );
-  }
-
-  /** A string that must match `pattern`; empty is allowed only when `optional`. */
-  text(key: ConfigKey, what: string, pattern: RegExp, example: string, optional = false): string {
-    const value = this.value(key, example);
-    if (value === undefined || (optional && value === "")) {
-      return "";
-    }
-    if (!pattern.test(value)) {
-      this.fail(key, `must be ${what} (got "${value}")`, example);
-    }
-    return value;
-  }
-
-  integer(key: ConfigKey, min: number, max: number, example: number): number {
-    const value = this.value(key, String(example));
-    if (value === undefined) {
-      return example;
-    }
-    const parsed = Number(value);
-    if (!/^\d+$/.test(value) || parsed < min || parsed > max) {
-      this.fail(
-        key,
-        `must be a whole number from ${min} to ${max} (got "${value}")`,
-        String(example),
-      );
-      return example;
-    }
-    return parsed;
-  }
-
-  boolean(key: ConfigKey, example: boolean): boolean {
-    const value = this.value(key, String(example));
-    if (value === "true" || value === "false") {
-      return value === "true";
-    }
-    if (value !== undefined) {
-      this.fail(key, `must be true or false (got "${value}")`, String(example));
-    }
-    return example;
-  }
-
-  /**
-   * `small` must not exceed `large`; the fix raises or lowers `fixKey` to the other's value.
-   * Skipped when either key is already reported, whose value here is only a stand-in.
-   */
-  ordered(
-    small: { key: ConfigKey; value: number; shown?: string },
-    large: { key: ConfigKey; value: number; shown?: string },
-    fixKey: ConfigKey,
-  ): void {
-    if (this.failed.has(small.key) || this.failed.has(large.key)) {
-      return;
-    }
-    if (small.value > large.value) {
-      const smallShown = small.shown ?? String(small.value);
-      const largeShown = large.shown ?? String(large.value);
-      this.problems.push(
-        `${PROJECT}:${small.key} (${smallShown}) must not exceed ${PROJECT}:${large.key} (${largeShown}); ` +
-          `set it with: pulumi config set ${fixKey} ${fixKey === small.key ? largeShown : smallShown}`,
-      );
-    }
-  }
-}
 
 /** Millicores of a Kubernetes CPU quantity already matched by {@link CPU}. */
 function millicores(quantity: string): number {
@@ -292,16 +145,6 @@ export function isAddressRange(text: string): boolean {
   const from = ipv4(first ?? "");
   const to = ipv4(last ?? "");
   return rest.length === 0 && from !== undefined && to !== undefined && from <= to;
-}
-
-/** Whether the service can load a model from this URI (empty means the built-in model). */
-function isModelUri(uri: string): boolean {
-  return (
-    uri === "identity" ||
-    /^https:\/\/[^/\s]+\/\S*$/.test(uri) ||
-    /^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}\/\S+$/.test(uri) ||
-    /^\/\S+$/.test(uri)
-  );
 }
 
 /**
@@ -426,46 +269,7 @@ export function parseConfig(
     );
   }
 
-  const modelUri = read.value("modelUri", "gs://my-bucket/model.onnx") ?? "";
-  if (modelUri !== "" && !isModelUri(modelUri)) {
-    read.fail(
-      "modelUri",
-      "must be empty (the built-in iris model), identity, an absolute path inside the image, " +
-        `an https:// URL or a gs://bucket/object (got "${redactUri(modelUri)}")`,
-      "gs://my-bucket/model.onnx",
-    );
-  }
-  const blockedHost = modelUri.startsWith("https://") ? blockedHostReason(modelUri) : undefined;
-  if (blockedHost !== undefined) {
-    read.fail(
-      "modelUri",
-      `cannot be fetched by the pods: ${blockedHost}, and their egress policy opens HTTPS to ` +
-        "public addresses only; serve the model from a public https:// host or a gs:// bucket",
-      "gs://my-bucket/model.onnx",
-    );
-  }
-  const modelName = read.text(
-    "modelName",
-    'empty or 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
-    MODEL_NAME,
-    "iris",
-    true,
-  );
-
-  const modelVersion = read.text(
-    "modelVersion",
-    'empty or 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
-    MODEL_NAME,
-    "2",
-    true,
-  );
-  const modelSha256 = read.text(
-    "modelSha256",
-    "empty or the model file's SHA-256 as 64 hexadecimal characters",
-    SHA256,
-    "$(sha256sum model.onnx | cut -c1-64)",
-    true,
-  );
+  const model = readModelSettings(read, target, secretKeys);
   const modelMaxSize = read.text("modelMaxSize", memoryWhat, MEMORY, "100Mi");
   const modelMaxBytes = bytes(modelMaxSize);
   if (MEMORY.test(modelMaxSize) && modelMaxBytes < MIB) {
@@ -620,14 +424,6 @@ export function parseConfig(
         `remove it with: pulumi config rm tlsSecretName`,
     );
   }
-  if (target === "kind" && modelUri.startsWith("gs://")) {
-    read.fail(
-      "modelUri",
-      "is a gs:// object, which a Kind cluster has no Google credentials to read; use an " +
-        "https:// URL (a signed URL, stored with --secret) or target gke",
-      "--secret https://storage.googleapis.com/my-bucket/model.onnx?X-Goog-Signature=...",
-    );
-  }
   if (target === "gke") {
     // The pods spread one per node until minReplicas nodes exist, and the autoscaler adds no more
     // than maxNodes: more replicas than that would wait for a node forever.
@@ -681,12 +477,8 @@ export function parseConfig(
       cpuLimit,
       memoryRequest,
       memoryLimit,
-      modelUri: modelUri || undefined,
-      modelName: modelName || undefined,
-      modelVersion: modelVersion || undefined,
-      modelSha256: modelSha256.toLowerCase() || undefined,
+      ...model,
       modelMaxBytes,
-      modelUriSecret: secretKeys.has(`${PROJECT}:modelUri`) || carriesCredentials(modelUri),
       loadBalancerSourceRanges,
       monitoringNamespace: monitoringNamespace || undefined,
     },

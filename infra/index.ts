@@ -2,7 +2,7 @@ import * as gcp from "@pulumi/gcp";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { isRemoteModelUri } from "./app/model-store";
-import { SERVICE_ACCOUNT_NAME, ScoringApp } from "./app/scoring-app";
+import { SERVICE_ACCOUNT_NAME, ScoringApp, type S3StoreArgs } from "./app/scoring-app";
 import { GkeCluster } from "./cluster/gke";
 import { KIND_REGISTRY, KindCluster } from "./cluster/kind";
 import { gcsBucket, ModelReader } from "./cluster/model-reader";
@@ -19,6 +19,8 @@ import { IngressRoute } from "./platform/ingress-route";
 import { Istio } from "./platform/istio";
 import { MetalLb } from "./platform/metallb";
 import { MetricsServer } from "./platform/metrics-server";
+import { pinModel, type PinnedModel } from "./model-source";
+import type { ResolvedModel } from "./registry/registered-model";
 
 /** Where service/Dockerfile puts the built-in iris model; the pods load it when modelUri is empty. */
 const BUILTIN_MODEL_PATH = "/app/models/iris.onnx";
@@ -71,7 +73,7 @@ function kindTarget(settings: KindSettings): Target {
   };
 }
 
-function gkeTarget(settings: GkeSettings, app: AppSettings): Target {
+function gkeTarget(settings: GkeSettings, app: AppSettings, model: PinnedModel): Target {
   const cluster = new GkeCluster("gke", {
     project: settings.project,
     region: settings.region,
@@ -95,7 +97,7 @@ function gkeTarget(settings: GkeSettings, app: AppSettings): Target {
     registryPassword: pulumi.secret(token),
   });
   // Only a gs:// model needs a Google identity; other models are read without credentials.
-  const bucket = gcsBucket(app.modelUri);
+  const bucket = gcsBucket(model.uri);
   const modelReader =
     bucket === undefined
       ? undefined
@@ -141,29 +143,51 @@ function existingClusterTarget(settings: ExistingClusterSettings): Target {
   };
 }
 
-function targetFor(config: StackConfig): Target {
+function targetFor(config: StackConfig, model: PinnedModel): Target {
   switch (config.cluster.target) {
     case "kind":
       return kindTarget(config.cluster);
     case "gke":
-      return gkeTarget(config.cluster, config.app);
+      return gkeTarget(config.cluster, config.app, model);
     case "cluster":
       return existingClusterTarget(config.cluster);
   }
 }
 
+/** The pods' S3 store: its keys travel as secrets (the config check made sure both are set). */
+function s3Store(settings: AppSettings): S3StoreArgs {
+  const { region, endpoint, accessKeyId, secretAccessKey } = settings.s3;
+  return {
+    region,
+    endpoint,
+    accessKeyId: accessKeyId ?? "",
+    secretAccessKey: pulumi.secret(secretAccessKey ?? ""),
+  };
+}
+
+/** Which registered model version the pods serve, and where it came from. */
+function provenance(model: ResolvedModel) {
+  return {
+    name: model.name,
+    version: model.version,
+    ...(model.alias === undefined ? {} : { alias: model.alias }),
+    ...(model.runId === undefined ? {} : { runId: model.runId }),
+    sha256: model.sha256,
+  };
+}
+
 export = async () => {
   const config = loadConfig();
   const { app: settings } = config;
+  // A registered model is resolved to one version and digest before anything is declared.
+  const model = await pinModel(settings, config.cluster.target);
   const revision = gitRevision();
-  const target = targetFor(config);
+  const target = targetFor(config, model);
   const providers = [target.provider];
   // A URI that holds a credential stays secret in the state, the outputs and the cluster.
   const modelUri =
-    settings.modelUri !== undefined && settings.modelUriSecret
-      ? pulumi.secret(settings.modelUri)
-      : settings.modelUri;
-  if (isRemoteModelUri(settings.modelUri) && settings.modelSha256 === undefined) {
+    model.uri !== undefined && model.uriSecret ? pulumi.secret(model.uri) : model.uri;
+  if (isRemoteModelUri(model.uri) && model.sha256 === undefined) {
     pulumi.log.warn(
       "mlscore:modelSha256 is not set: pods started later serve whatever bytes then sit at " +
         "modelUri; pin them with: pulumi config set modelSha256 $(sha256sum model.onnx | cut -c1-64)",
@@ -199,10 +223,11 @@ export = async () => {
       memoryRequest: settings.memoryRequest,
       memoryLimit: settings.memoryLimit,
       modelUri,
-      modelUriSecret: settings.modelUriSecret,
-      modelName: settings.modelName,
-      modelVersion: settings.modelVersion,
-      modelSha256: settings.modelSha256,
+      modelUriSecret: model.uriSecret,
+      modelName: model.name,
+      modelVersion: model.version,
+      modelSha256: model.sha256,
+      s3Store: model.uri?.startsWith("s3://") ? s3Store(settings) : undefined,
       modelMaxBytes: settings.modelMaxBytes,
       revision,
       serviceType: istio ? "ClusterIP" : "LoadBalancer",
@@ -245,6 +270,7 @@ export = async () => {
     ...(target.kubeconfig ? { kubeconfig: target.kubeconfig } : {}),
     ...(target.network ? { network: target.network } : {}),
     modelUri: modelUri ?? BUILTIN_MODEL_PATH,
+    ...(model.registered ? { registeredModel: provenance(model.registered) } : {}),
     gitRevision: revision,
   };
 };

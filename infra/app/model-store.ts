@@ -1,4 +1,5 @@
 import type * as k8s from "@pulumi/kubernetes";
+import type * as pulumi from "@pulumi/pulumi";
 import { cidrContains, ipv4 } from "../ipv4";
 
 /** Private and link-local ranges the model-store egress rule must not open. */
@@ -16,34 +17,53 @@ export const GKE_METADATA_SERVER = [
   { cidr: "169.254.169.252/32", port: 988 },
 ] as const;
 
-/** Model URIs the pods fetch over the network, and so need egress to the internet for. */
+/** Model URIs the pods fetch over the network, and so need egress for. */
 export function isRemoteModelUri(uri: string | undefined): boolean {
-  return uri !== undefined && /^(https|gs):\/\//.test(uri);
+  return uri !== undefined && /^(https|gs|s3):\/\//.test(uri);
+}
+
+/** A peer matching every pod of one namespace, by the label Kubernetes puts on each namespace. */
+export function namespacePeer(namespace: pulumi.Input<string>) {
+  return { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } } };
+}
+
+type EgressRule = k8s.types.input.networking.v1.NetworkPolicyEgressRule;
+
+/**
+ * The rule that lets the pods reach the host of an `https://` model or an S3 endpoint: the pods
+ * of its namespace for a cluster Service name, else public addresses; on the URL's port.
+ */
+function storeRule(url: string): EgressRule {
+  const host = storeHost(url);
+  const ports = [{ protocol: "TCP", port: host.port }];
+  return host.namespace === undefined
+    ? { to: [{ ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_RANGES } }], ports }
+    : { to: [namespacePeer(host.namespace)], ports };
 }
 
 /**
- * Egress rules the pods need to fetch their model: HTTPS to public addresses for `https://`
- * and `gs://`, plus the GKE metadata server for `gs://` (Workload Identity tokens). Local and
- * built-in models need none.
+ * Egress rules the pods need to fetch their model: its store's host (HTTPS to public addresses,
+ * or the store's namespace in the cluster) for `https://` and `s3://` (AWS S3 itself unless
+ * `s3Endpoint` names another store), HTTPS to public addresses plus the GKE metadata server
+ * (Workload Identity tokens) for `gs://`. Local and built-in models need none.
  */
-export function modelStoreEgress(
-  uri: string | undefined,
-): k8s.types.input.networking.v1.NetworkPolicyEgressRule[] {
-  if (!isRemoteModelUri(uri)) {
+export function modelStoreEgress(uri: string | undefined, s3Endpoint?: string): EgressRule[] {
+  if (uri === undefined || !isRemoteModelUri(uri)) {
     return [];
   }
-  const rules: k8s.types.input.networking.v1.NetworkPolicyEgressRule[] = [
-    {
-      to: [{ ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_RANGES } }],
-      ports: [{ protocol: "TCP", port: 443 }],
-    },
-  ];
-  if (uri?.startsWith("gs://")) {
-    for (const { cidr, port } of GKE_METADATA_SERVER) {
-      rules.push({ to: [{ ipBlock: { cidr } }], ports: [{ protocol: "TCP", port }] });
-    }
+  if (uri.startsWith("https://")) {
+    return [storeRule(uri)];
   }
-  return rules;
+  if (uri.startsWith("s3://")) {
+    return [storeRule(s3Endpoint ?? "https://s3.amazonaws.com")];
+  }
+  return [
+    storeRule("https://storage.googleapis.com"),
+    ...GKE_METADATA_SERVER.map(({ cidr, port }) => ({
+      to: [{ ipBlock: { cidr } }],
+      ports: [{ protocol: "TCP", port }],
+    })),
+  ];
 }
 
 /** Whether a model URI carries a credential: user info, or a query string (a presigned URL). */
@@ -60,29 +80,49 @@ export function redactUri(uri: string): string {
 
 /** Host names that never resolve to a public address. */
 const INTERNAL_NAMES = /(^|\.)(localhost|local|internal|svc|cluster\.local)$/i;
+/** A Service's cluster DNS name: `<service>.<namespace>.svc`, optionally `.cluster.local`. */
+const SERVICE_NAME =
+  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.cluster\.local)?$/;
+
+/** Where a store's host is, as the pods' egress policy sees it. */
+interface StoreHost {
+  /** The port the pods connect to. */
+  readonly port: number;
+  /** The namespace of a cluster Service the host names; undefined: a public host. */
+  readonly namespace?: string;
+  /** Why the pods could never reach it; undefined when they can. */
+  readonly blocked?: string;
+}
 
 /**
- * Why the pods could never fetch an `https://` model from this host, or undefined when they can
- * try: its egress policy opens HTTPS to public IPv4 addresses only, so a private, link-local or
- * loopback address, an IPv6 literal or a cluster-internal name is blocked. (A public name that
- * resolves to a private address cannot be seen here; the service's own error names it.)
+ * Where the host of an `https://` model or an S3 endpoint is for the pods' egress policy, which
+ * opens public IPv4 addresses, or the namespace of a cluster Service
+ * (`<service>.<namespace>.svc[.cluster.local]`, a store such as MinIO in the cluster), on the
+ * URL's port. A private, link-local or loopback address, an IPv6 literal or another local name
+ * is blocked. (A public name that resolves to a private address cannot be seen here; the
+ * service's own error names it.)
  */
-export function blockedHostReason(uri: string): string | undefined {
-  const host = /^https:\/\/(?:[^/?#]*@)?(\[[^\]]*\]|[^/:?#]*)/i.exec(uri)?.[1];
-  if (host === undefined) {
-    return undefined;
-  }
+export function storeHost(url: string): StoreHost {
+  const match = /^(https?):\/\/(?:[^/?#]*@)?(\[[^\]]*\]|[^/:?#]*)(?::(\d+))?/i.exec(url);
+  const host = (match?.[2] ?? "").toLowerCase();
+  const port = match?.[3] ? Number(match[3]) : match?.[1] === "http" ? 80 : 443;
   if (host.startsWith("[")) {
-    return `its host ${host} is an IPv6 address`;
+    return { port, blocked: `its host ${host} is an IPv6 address` };
   }
   const address = ipv4(host);
   if (address !== undefined) {
     const range = [...PRIVATE_RANGES, "127.0.0.0/8", "0.0.0.0/8"].find((cidr) =>
       cidrContains(cidr, address),
     );
-    return range === undefined ? undefined : `its host ${host} is in the private range ${range}`;
+    return range === undefined
+      ? { port }
+      : { port, blocked: `its host ${host} is in the private range ${range}` };
   }
-  return INTERNAL_NAMES.test(host)
-    ? `its host ${host} is a cluster- or host-local name`
-    : undefined;
+  const service = SERVICE_NAME.exec(host);
+  if (service) {
+    return { port, namespace: service[2] };
+  }
+  return INTERNAL_NAMES.test(host) || !host.includes(".")
+    ? { port, blocked: `its host ${host} is a host-local name` }
+    : { port };
 }

@@ -1,6 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { modelStoreEgress } from "./model-store";
+import { modelStoreEgress, namespacePeer } from "./model-store";
 
 /** What {@link declareNetworkPolicies} needs to know about the app. */
 export interface NetworkPolicyArgs {
@@ -18,11 +18,8 @@ export interface NetworkPolicyArgs {
   readonly monitoringNamespace?: pulumi.Input<string>;
   /** The model's URI (possibly secret): its scheme decides the egress to the model store. */
   readonly modelUri?: pulumi.Input<string>;
-}
-
-/** A peer matching every pod of one namespace, by the label Kubernetes puts on each namespace. */
-function namespacePeer(namespace: pulumi.Input<string>) {
-  return { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } } };
+  /** The S3-compatible store an `s3://` model is read from; undefined: AWS S3. */
+  readonly s3Endpoint?: string;
 }
 
 /**
@@ -102,7 +99,9 @@ export function declareNetworkPolicies(
       spec: {
         podSelector,
         policyTypes: ["Egress"],
-        egress: pulumi.unsecret(pulumi.output(args.modelUri)).apply(modelStoreEgress),
+        egress: pulumi
+          .unsecret(pulumi.output(args.modelUri))
+          .apply((uri) => modelStoreEgress(uri, args.s3Endpoint)),
       },
     },
     opts,

@@ -59,6 +59,11 @@ export interface ScoringAppArgs {
   /** MODEL_SHA256: the model's bytes must hash to it; default unset (not verified). */
   readonly modelSha256?: pulumi.Input<string>;
   /**
+   * The S3-compatible store an `s3://` model is read from: its region, endpoint and the pods'
+   * keys, which reach them through a Kubernetes Secret. Default unset: the model is not in S3.
+   */
+  readonly s3Store?: S3StoreArgs;
+  /**
    * Largest model the pods accept (MODEL_MAX_BYTES); sizes their /tmp, the service's load timeout
    * and the startup probe. Required.
    */
@@ -95,6 +100,17 @@ export interface ScoringAppArgs {
    * false. Every target gets the prometheus.io scrape annotations.
    */
   readonly podMonitoring?: boolean;
+}
+
+/** Where the pods read an `s3://` model, and with which keys. */
+export interface S3StoreArgs {
+  /** AWS_REGION. */
+  readonly region: string;
+  /** AWS_ENDPOINT_URL_S3, for another store than AWS S3; undefined: AWS S3. */
+  readonly endpoint?: string;
+  readonly accessKeyId: pulumi.Input<string>;
+  /** Kept in a Kubernetes Secret, never the pod spec. */
+  readonly secretAccessKey: pulumi.Input<string>;
 }
 
 /**
@@ -325,6 +341,7 @@ export class ScoringApp extends pulumi.ComponentResource {
       gatewayNamespace: args.ingressFromNamespace,
       monitoringNamespace: args.monitoringNamespace,
       modelUri: args.modelUri,
+      s3Endpoint: args.s3Store?.endpoint,
     });
 
     this.namespace = ns;
@@ -382,11 +399,30 @@ export class ScoringApp extends pulumi.ComponentResource {
         valueFrom: { secretKeyRef: { name: source.metadata.name, key: "MODEL_URI" } },
       });
     }
+    if (args.s3Store !== undefined) {
+      // Autonamed like the model source: new keys make a new Secret, and the pods roll.
+      const keys = new k8s.core.v1.Secret(
+        `${name}-model-store-keys`,
+        {
+          metadata: { namespace: ns, labels },
+          stringData: {
+            AWS_ACCESS_KEY_ID: args.s3Store.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: args.s3Store.secretAccessKey,
+          },
+        },
+        { parent: this },
+      );
+      for (const key of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]) {
+        env.push({ name: key, valueFrom: { secretKeyRef: { name: keys.metadata.name, key } } });
+      }
+    }
     const plain = {
       MODEL_URI: args.modelUriSecret ? undefined : args.modelUri,
       MODEL_NAME: args.modelName,
       MODEL_VERSION: args.modelVersion,
       MODEL_SHA256: args.modelSha256,
+      AWS_REGION: args.s3Store?.region,
+      AWS_ENDPOINT_URL_S3: args.s3Store?.endpoint,
     };
     for (const [key, value] of Object.entries(plain)) {
       if (value !== undefined) {

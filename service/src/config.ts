@@ -1,6 +1,7 @@
 import path from "node:path";
 import { DEFAULT_BODY_TIMEOUT_SECONDS } from "./http/body-limit";
 import { defaultModelCacheDir } from "./model/download";
+import type { S3Settings } from "./model/stores";
 import { withoutUrlSecrets } from "./redact";
 
 /** The service's whole configuration, read once from the environment at start. */
@@ -8,7 +9,7 @@ export interface ServiceConfig {
   /** 0 picks a free port (tests); the `ready` log line says which. */
   readonly port: number;
   readonly host: string;
-  /** `identity`, a file path, an `https://` URL or a `gs://bucket/object`. */
+  /** `identity`, a file path, an `https://` URL, a `gs://bucket/object` or `s3://bucket/key`. */
   readonly modelUri: string;
   readonly modelName: string;
   readonly modelVersion: string;
@@ -20,6 +21,8 @@ export interface ServiceConfig {
   readonly modelLoadTimeoutSeconds: number;
   /** Where downloaded models are kept, so a restarted container finds them. */
   readonly modelCacheDir: string;
+  /** How an `s3://` model is reached: AWS_REGION, AWS_ENDPOINT_URL_S3 and the credentials. */
+  readonly s3: S3Settings;
   readonly maxBatchSize: number;
   /** Largest request body; `undefined`: derived from the model (`defaultBodyLimit`). */
   readonly bodyLimitBytes: number | undefined;
@@ -74,22 +77,74 @@ function integer(env: Env, key: string, fallback: number, min: number, max: numb
   return optionalInteger(env, key, min, max) ?? fallback;
 }
 
+/** `gs://` and `s3://` objects: a bucket named as each store allows, and an object in it. */
+export const BUCKET_URIS: Readonly<Record<string, RegExp>> = {
+  gs: /^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}\/.+/,
+  // No query or fragment: an S3 object is named by its key alone, never presigned here.
+  s3: /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^?#]+$/,
+};
+
 function checkModelUri(uri: string): string {
   if (uri === "identity" || uri.startsWith("https://")) return uri;
-  if (uri.startsWith("gs://")) {
-    if (!/^gs:\/\/[a-z0-9][a-z0-9._-]{1,221}\/.+/.test(uri)) {
-      throw new ConfigError(
-        `MODEL_URI must name a bucket and an object, gs://bucket/path (got "${withoutUrlSecrets(uri)}")`,
-      );
-    }
-    return uri;
-  }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1];
+  if (scheme === undefined) return path.resolve(uri);
+  const bucketUri = BUCKET_URIS[scheme];
+  if (bucketUri === undefined) {
     throw new ConfigError(
-      `MODEL_URI must be "identity", a file path, an https:// URL or a gs:// object (got "${withoutUrlSecrets(uri)}")`,
+      `MODEL_URI must be "identity", a file path, an https:// URL, a gs:// or an s3:// object (got "${withoutUrlSecrets(uri)}")`,
     );
   }
-  return path.resolve(uri);
+  if (!bucketUri.test(uri)) {
+    throw new ConfigError(
+      `MODEL_URI must name a bucket and an object, ${scheme}://bucket/path (got "${withoutUrlSecrets(uri)}")`,
+    );
+  }
+  return uri;
+}
+
+/** An S3-compatible store's address: scheme, host and port, nothing more. */
+export const STORE_ENDPOINT = /^https?:\/\/[^/?#@\s]+\/?$/;
+
+/**
+ * The S3 settings from the standard AWS variables: AWS_REGION (or AWS_DEFAULT_REGION),
+ * AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) for another store than AWS S3, and credentials from
+ * AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY or AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN.
+ * Only an `s3://` model needs credentials; a half-given pair is refused either way.
+ */
+function readS3Settings(env: Env, modelUri: string): S3Settings {
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1";
+  if (!/^[a-z0-9][a-z0-9-]{0,49}$/.test(region)) {
+    throw new ConfigError(`AWS_REGION must be a region name such as eu-west-1 (got "${region}")`);
+  }
+  const endpointKey = env.AWS_ENDPOINT_URL_S3 ? "AWS_ENDPOINT_URL_S3" : "AWS_ENDPOINT_URL";
+  const endpoint = env[endpointKey] || undefined;
+  if (endpoint !== undefined && !STORE_ENDPOINT.test(endpoint)) {
+    throw new ConfigError(
+      `${endpointKey} must be the store's http:// or https:// address, host and port only, such as https://minio.example.com:9000 (got "${withoutUrlSecrets(endpoint)}")`,
+    );
+  }
+  const pairs = [
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+    ["AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"],
+  ] as const;
+  for (const [first, second] of pairs) {
+    if (Boolean(env[first]) !== Boolean(env[second])) {
+      throw new ConfigError(
+        `${env[first] ? second : first} must be set with ${env[first] ? first : second}`,
+      );
+    }
+  }
+  const credentials = env.AWS_ACCESS_KEY_ID
+    ? "keys"
+    : env.AWS_WEB_IDENTITY_TOKEN_FILE
+      ? "web-identity"
+      : undefined;
+  if (modelUri.startsWith("s3://") && credentials === undefined) {
+    throw new ConfigError(
+      "MODEL_URI is an s3:// object, which needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN",
+    );
+  }
+  return { region, endpoint: endpoint?.replace(/\/$/, ""), credentials };
 }
 
 /** The name a model is served under when MODEL_NAME is unset: its file name without extension. */
@@ -162,6 +217,7 @@ export function readConfig(env: Env): ServiceConfig {
       86_400,
     ),
     modelCacheDir: path.resolve(env.MODEL_CACHE_DIR || defaultModelCacheDir()),
+    s3: readS3Settings(env, modelUri),
     maxBatchSize: integer(env, "MAX_BATCH_SIZE", 1024, 1, 1_000_000),
     bodyLimitBytes,
     bodyBytesInFlight,

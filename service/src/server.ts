@@ -48,7 +48,11 @@ async function main(): Promise<void> {
         sha256: config.modelSha256,
         maxBytes: config.modelMaxBytes,
       },
-      { cacheDir: config.modelCacheDir, timeoutSeconds: config.modelLoadTimeoutSeconds },
+      {
+        cacheDir: config.modelCacheDir,
+        timeoutSeconds: config.modelLoadTimeoutSeconds,
+        stores: { s3: config.s3 },
+      },
     );
   } catch (error) {
     die((error as Error).message);

@@ -258,6 +258,26 @@ describeWithDocker("service image", () => {
       expect(platforms).toEqual([`linux/${arch}`]);
       expect(dangling).toBe(false);
     });
+
+    it("image: the AWS SDK loads from its CommonJS build, its ES-module and type copies gone", async () => {
+      const listing = await dockerOk([
+        "run",
+        "--rm",
+        IMAGE,
+        "-e",
+        [
+          'const fs = require("node:fs");',
+          'require("@aws-sdk/client-s3");',
+          'require("@aws-sdk/credential-provider-env");',
+          'require("@aws-sdk/credential-provider-web-identity");',
+          'const left = ["@aws-sdk", "@smithy"].flatMap((scope) =>',
+          "  fs.readdirSync(`node_modules/${scope}`).flatMap((pkg) =>",
+          '    ["dist-es", "dist-types"].filter((d) => fs.existsSync(`node_modules/${scope}/${pkg}/${d}`))));',
+          "console.log(JSON.stringify(left));",
+        ].join("\n"),
+      ]);
+      expect(JSON.parse(listing)).toEqual([]);
+    });
   });
 
   describe("running the built-in iris model, locked down", () => {

@@ -61,10 +61,10 @@ function pulumiSteps(w: Workflow): Step[] {
   return steps(w).filter((s) => s.uses?.startsWith("pulumi/actions@"));
 }
 
-const FILES = ["deploy.yml", "destroy.yml", "pull-request.yml"];
+const FILES = ["deploy.yml", "destroy.yml", "pull-request.yml", "registry.yml"];
 
 describe("workflow files", () => {
-  it("are exactly the three delivery workflows", () => {
+  it("are exactly the delivery workflows and the registry drift check", () => {
     expect(readdirSync(WORKFLOW_DIR).sort()).toEqual(FILES);
   });
 
@@ -99,7 +99,15 @@ describe("workflow files", () => {
 describe("triggers, permissions and concurrency", () => {
   it("previews on pull requests to main, deploys on pushes to main, destroys only by hand", () => {
     expect(workflow("pull-request.yml").on).toEqual({ pull_request: { branches: ["main"] } });
-    expect(workflow("deploy.yml").on).toEqual({ push: { branches: ["main"] } });
+    // By hand too: a promotion in the registry (a moved alias) comes with no commit.
+    expect(workflow("deploy.yml").on).toEqual({
+      push: { branches: ["main"] },
+      workflow_dispatch: null,
+    });
+    expect(workflow("registry.yml").on).toEqual({
+      schedule: [{ cron: "17 6 * * *" }],
+      workflow_dispatch: null,
+    });
     const destroy = workflow("destroy.yml").on as {
       workflow_dispatch: { inputs: Record<string, { type: string; options?: string[] }> };
     };
@@ -164,6 +172,11 @@ describe("triggers, permissions and concurrency", () => {
       "cancel-in-progress": false,
     });
     expect(workflow("pull-request.yml").concurrency?.group).not.toMatch(/^pulumi-/);
+    // Outside the deploy group: a queued preview must never replace a queued deploy.
+    expect(workflow("registry.yml").concurrency).toEqual({
+      group: "registry-drift",
+      "cancel-in-progress": true,
+    });
   });
 });
 
@@ -224,6 +237,7 @@ describe("steps", () => {
       ["pull-request.yml", workflow("pull-request.yml").jobs.preview, "matrix.stack == 'gke'"],
       ["deploy.yml", workflow("deploy.yml").jobs.deploy, undefined],
       ["destroy.yml", workflow("destroy.yml").jobs.destroy, undefined],
+      ["registry.yml", workflow("registry.yml").jobs.preview, undefined],
     ];
     for (const [file, job, condition] of jobs) {
       const plugin = job.steps.findIndex(
@@ -243,6 +257,23 @@ describe("steps", () => {
     expect(pulumiSteps(workflow("deploy.yml"))[0].with?.upsert).toBe(true);
     expect(pulumiSteps(workflow("pull-request.yml"))[0].with?.upsert).toBe(true);
     expect(pulumiSteps(workflow("destroy.yml"))[0].with).not.toHaveProperty("upsert");
+    // A drift check of a stack that was never deployed has nothing to compare with.
+    expect(pulumiSteps(workflow("registry.yml"))[0].with).not.toHaveProperty("upsert");
+  });
+
+  it("previews gke against the registry and fails when the stack would change", () => {
+    const [preview] = pulumiSteps(workflow("registry.yml"));
+    expect(preview.with).toEqual({
+      command: "preview",
+      "stack-name": "gke",
+      diff: true,
+      "expect-no-changes": true,
+      "comment-on-summary": true,
+      policyPacks: "infra/policy",
+      policyPackConfigs: "infra/policy/config/gke.json",
+      "config-map": pulumiSteps(workflow("deploy.yml"))[0].with?.["config-map"],
+    });
+    expect(preview).not.toHaveProperty("continue-on-error");
   });
 
   it("deploys gke with the policy pack, then smoke-tests the stack's endpoint", () => {

@@ -188,6 +188,14 @@ describe("parseConfig on the real stacks", () => {
         modelSha256: undefined,
         modelMaxBytes: 100 * 2 ** 20,
         modelUriSecret: false,
+        registeredModel: undefined,
+        registry: undefined,
+        s3: {
+          region: "us-east-1",
+          endpoint: undefined,
+          accessKeyId: undefined,
+          secretAccessKey: undefined,
+        },
         loadBalancerSourceRanges: [],
         monitoringNamespace: undefined,
       },
@@ -429,9 +437,11 @@ describe("parseConfig rejects each bad value with its exact message", () => {
     [
       "a model URI with an unsupported scheme",
       dev,
-      { "mlscore:modelUri": "s3://bucket/model.onnx" },
+      { "mlscore:modelUri": "hdfs://namenode/model.onnx" },
       "mlscore:modelUri must be empty (the built-in iris model), identity, an absolute path " +
-        'inside the image, an https:// URL or a gs://bucket/object (got "s3://bucket/model.onnx"); ' +
+        "inside the image, an https:// URL, a gs://bucket/object, an s3://bucket/key, or a " +
+        "registered model models:/<name>@<alias> or models:/<name>/<version> " +
+        '(got "hdfs://namenode/model.onnx"); ' +
         "set it with: pulumi config set modelUri gs://my-bucket/model.onnx",
     ],
     [
@@ -439,7 +449,9 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       dev,
       { "mlscore:modelUri": "models/iris.onnx" },
       "mlscore:modelUri must be empty (the built-in iris model), identity, an absolute path " +
-        'inside the image, an https:// URL or a gs://bucket/object (got "models/iris.onnx"); ' +
+        "inside the image, an https:// URL, a gs://bucket/object, an s3://bucket/key, or a " +
+        "registered model models:/<name>@<alias> or models:/<name>/<version> " +
+        '(got "models/iris.onnx"); ' +
         "set it with: pulumi config set modelUri gs://my-bucket/model.onnx",
     ],
     [
@@ -624,36 +636,40 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       "an https:// model on a private address the egress policy blocks",
       gke,
       { "mlscore:modelUri": "https://10.1.2.3/models/iris.onnx" },
-      "mlscore:modelUri cannot be fetched by the pods: its host 10.1.2.3 is in the private " +
-        "range 10.0.0.0/8, and their egress policy opens HTTPS to public addresses only; serve " +
-        "the model from a public https:// host or a gs:// bucket; set it with: pulumi config " +
-        "set modelUri gs://my-bucket/model.onnx",
+      "mlscore:modelUri cannot be reached by the pods: its host 10.1.2.3 is in the private " +
+        "range 10.0.0.0/8, and their egress policy opens public " +
+        "addresses and cluster Services (<service>.<namespace>.svc) only; serve the model from a " +
+        "public https:// host or a bucket; set it with: pulumi config set modelUri " +
+        "gs://my-bucket/model.onnx",
     ],
     [
       "an https:// model on the link-local metadata address",
       gke,
       { "mlscore:modelUri": "https://169.254.169.254/computeMetadata/v1/" },
-      "mlscore:modelUri cannot be fetched by the pods: its host 169.254.169.254 is in the " +
-        "private range 169.254.0.0/16, and their egress policy opens HTTPS to public addresses " +
-        "only; serve the model from a public https:// host or a gs:// bucket; set it with: " +
-        "pulumi config set modelUri gs://my-bucket/model.onnx",
+      "mlscore:modelUri cannot be reached by the pods: its host 169.254.169.254 is in the " +
+        "private range 169.254.0.0/16, and their egress policy opens public " +
+        "addresses and cluster Services (<service>.<namespace>.svc) only; serve the model from a " +
+        "public https:// host or a bucket; set it with: pulumi config set modelUri " +
+        "gs://my-bucket/model.onnx",
     ],
     [
-      "an https:// model on a cluster-internal name",
+      "an https:// model on a host-local name",
       dev,
-      { "mlscore:modelUri": "https://minio.models.svc.cluster.local/iris.onnx" },
-      "mlscore:modelUri cannot be fetched by the pods: its host minio.models.svc.cluster.local " +
-        "is a cluster- or host-local name, and their egress policy opens HTTPS to public " +
-        "addresses only; serve the model from a public https:// host or a gs:// bucket; set it " +
-        "with: pulumi config set modelUri gs://my-bucket/model.onnx",
+      { "mlscore:modelUri": "https://models.local/iris.onnx" },
+      "mlscore:modelUri cannot be reached by the pods: its host models.local is a host-local " +
+        "name, and their egress policy opens public " +
+        "addresses and cluster Services (<service>.<namespace>.svc) only; serve the model from a " +
+        "public https:// host or a bucket; set it with: pulumi config set modelUri " +
+        "gs://my-bucket/model.onnx",
     ],
     [
       "an https:// model on an IPv6 literal",
       dev,
       { "mlscore:modelUri": "https://[fd00::1]/iris.onnx" },
-      "mlscore:modelUri cannot be fetched by the pods: its host [fd00::1] is an IPv6 address, " +
-        "and their egress policy opens HTTPS to public addresses only; serve the model from a " +
-        "public https:// host or a gs:// bucket; set it with: pulumi config set modelUri " +
+      "mlscore:modelUri cannot be reached by the pods: its host [fd00::1] is an IPv6 address, " +
+        "and their egress policy opens public " +
+        "addresses and cluster Services (<service>.<namespace>.svc) only; serve the model from a " +
+        "public https:// host or a bucket; set it with: pulumi config set modelUri " +
         "gs://my-bucket/model.onnx",
     ],
     [
@@ -661,7 +677,9 @@ describe("parseConfig rejects each bad value with its exact message", () => {
       dev,
       { "mlscore:modelUri": "s3://user:hunter2@bucket/model.onnx?X-Amz-Signature=deadbeef" },
       "mlscore:modelUri must be empty (the built-in iris model), identity, an absolute path " +
-        'inside the image, an https:// URL or a gs://bucket/object (got "s3://…@bucket/model.onnx?…"); ' +
+        "inside the image, an https:// URL, a gs://bucket/object, an s3://bucket/key, or a " +
+        "registered model models:/<name>@<alias> or models:/<name>/<version> " +
+        '(got "s3://…@bucket/model.onnx?…"); ' +
         "set it with: pulumi config set modelUri gs://my-bucket/model.onnx",
     ],
     [

@@ -69,6 +69,41 @@ describe("readConfig", () => {
       bodyTimeoutSeconds: 3,
       shutdownGraceSeconds: 5,
       logLevel: "debug",
+      s3: { region: "us-east-1", endpoint: undefined, credentials: undefined },
+    });
+  });
+
+  it("reads an s3:// model's store from the standard AWS variables", () => {
+    const keys = { AWS_ACCESS_KEY_ID: "AKIA0", AWS_SECRET_ACCESS_KEY: "secret" };
+    expect(
+      readConfig({
+        MODEL_URI: "s3://models/iris/model.onnx",
+        AWS_REGION: "eu-west-1",
+        AWS_ENDPOINT_URL_S3: "http://minio.minio.svc.cluster.local:9000/",
+        ...keys,
+      }),
+    ).toMatchObject({
+      modelUri: "s3://models/iris/model.onnx",
+      modelName: "model",
+      s3: {
+        region: "eu-west-1",
+        endpoint: "http://minio.minio.svc.cluster.local:9000",
+        credentials: "keys",
+      },
+    });
+    // The general variables when the S3 ones are not set; a web identity where no keys are.
+    expect(
+      readConfig({
+        MODEL_URI: "s3://models/m.onnx",
+        AWS_DEFAULT_REGION: "ap-south-1",
+        AWS_ENDPOINT_URL: "https://storage.example.com",
+        AWS_WEB_IDENTITY_TOKEN_FILE: "/var/run/secrets/token",
+        AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/reader",
+      }).s3,
+    ).toEqual({
+      region: "ap-south-1",
+      endpoint: "https://storage.example.com",
+      credentials: "web-identity",
     });
   });
 
@@ -111,7 +146,32 @@ describe("readConfig", () => {
     ],
     [
       { MODEL_URI: "http://example.com/m.onnx" },
-      'MODEL_URI must be "identity", a file path, an https:// URL or a gs:// object (got "http://example.com/m.onnx")',
+      'MODEL_URI must be "identity", a file path, an https:// URL, a gs:// or an s3:// object (got "http://example.com/m.onnx")',
+    ],
+    [
+      { MODEL_URI: "s3://Bucket/m.onnx" },
+      'MODEL_URI must name a bucket and an object, s3://bucket/path (got "s3://Bucket/m.onnx")',
+    ],
+    [
+      { MODEL_URI: "s3://bucket/m.onnx" },
+      "MODEL_URI is an s3:// object, which needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN",
+    ],
+    [{ AWS_ACCESS_KEY_ID: "AKIA0" }, "AWS_SECRET_ACCESS_KEY must be set with AWS_ACCESS_KEY_ID"],
+    [
+      { AWS_ROLE_ARN: "arn:aws:iam::1:role/r" },
+      "AWS_WEB_IDENTITY_TOKEN_FILE must be set with AWS_ROLE_ARN",
+    ],
+    [
+      { AWS_ENDPOINT_URL_S3: "minio:9000" },
+      'AWS_ENDPOINT_URL_S3 must be the store\'s http:// or https:// address, host and port only, such as https://minio.example.com:9000 (got "minio:9000")',
+    ],
+    [
+      { AWS_ENDPOINT_URL: "https://user:SECRET@minio.example.com/bucket" },
+      'AWS_ENDPOINT_URL must be the store\'s http:// or https:// address, host and port only, such as https://minio.example.com:9000 (got "https://minio.example.com/bucket")',
+    ],
+    [
+      { AWS_REGION: "EU West" },
+      'AWS_REGION must be a region name such as eu-west-1 (got "EU West")',
     ],
     [
       { MODEL_URI: "gs://bucket-only" },
@@ -120,7 +180,7 @@ describe("readConfig", () => {
     [
       // A presigned URL's signature never appears in a message.
       { MODEL_URI: "s3://bucket/m.onnx?X-Amz-Signature=SECRET" },
-      'MODEL_URI must be "identity", a file path, an https:// URL or a gs:// object (got "s3://bucket/m.onnx")',
+      'MODEL_URI must name a bucket and an object, s3://bucket/path (got "s3://bucket/m.onnx")',
     ],
     [
       { MODEL_NAME: "my model" },

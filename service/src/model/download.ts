@@ -3,16 +3,8 @@ import { createWriteStream } from "node:fs";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
-import { Storage } from "@google-cloud/storage";
-import {
-  checkDigest,
-  checkSize,
-  ModelLoadError,
-  sha256OfFile,
-  shownUri,
-  type ModelSource,
-} from "./source";
+import { checkDigest, ModelLoadError, sha256OfFile, shownUri, type ModelSource } from "./source";
+import { openModel, readWhole, type Measured, type StoreSettings } from "./stores";
 
 /** Under the system's temporary folder: `/tmp`, the pod's emptyDir, in the image. */
 export function defaultModelCacheDir(): string {
@@ -24,16 +16,12 @@ export interface DownloadOptions {
   readonly cacheDir: string;
   /** How long the download may take; unset: no limit. */
   readonly timeoutSeconds?: number;
-}
-
-/** What a finished download left on disk. */
-interface Saved {
-  readonly bytes: number;
-  readonly sha256: string;
+  /** How to reach the model's store. */
+  readonly stores?: StoreSettings;
 }
 
 /**
- * The local file of an `https://` or `gs://` model: streamed into `cacheDir` (never held in
+ * The local file of an `https://`, `gs://` or `s3://` model: streamed into `cacheDir` (never held in
  * memory), hashed on the way, and kept there as `<key>-<sha256>.onnx`, where the key names the
  * URI without its query string (a presigned URL's signature changes, the object does not).
  *
@@ -61,11 +49,9 @@ export async function downloadModel(
     options.timeoutSeconds === undefined
       ? undefined
       : AbortSignal.timeout(options.timeoutSeconds * 1000);
-  let saved: Saved;
+  let saved: Measured;
   try {
-    saved = source.uri.startsWith("gs://")
-      ? await fromStorage(source, partial, signal)
-      : await fromHttps(source, partial, signal);
+    saved = await save(source, options.stores ?? {}, partial, signal);
     checkDigest(saved.sha256, source);
   } catch (error) {
     await rm(partial, { force: true });
@@ -108,81 +94,13 @@ function reason(error: unknown): string {
   return cause?.message ? `${message} (${cause.message})` : message;
 }
 
-/** Writes `chunks` to `file`, counting and hashing them, and stops past MODEL_MAX_BYTES. */
+/** Streams the model into `file`, counting and hashing it on the way. */
 async function save(
-  chunks: AsyncIterable<Uint8Array>,
-  file: string,
   source: ModelSource,
-  signal: AbortSignal | undefined,
-): Promise<Saved> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  await pipeline(
-    chunks,
-    async function* (stream: AsyncIterable<Uint8Array>) {
-      for await (const chunk of stream) {
-        bytes += chunk.byteLength;
-        checkSize(bytes, source);
-        hash.update(chunk);
-        yield chunk;
-      }
-    },
-    createWriteStream(file),
-    { signal },
-  );
-  return { bytes, sha256: hash.digest("hex") };
-}
-
-function checkWhole(saved: Saved, expected: number, source: ModelSource): void {
-  if (saved.bytes !== expected) {
-    throw new ModelLoadError(
-      `model download from ${shownUri(source)} was cut short: ${saved.bytes} of ${expected} bytes`,
-    );
-  }
-}
-
-async function fromHttps(
-  source: ModelSource,
+  stores: StoreSettings,
   file: string,
   signal: AbortSignal | undefined,
-): Promise<Saved> {
-  const response = await fetch(source.uri, { redirect: "follow", signal });
-  if (!response.ok || !response.body) {
-    throw new ModelLoadError(
-      `model download from ${shownUri(source)} answered HTTP ${response.status}`,
-    );
-  }
-  const declared = response.headers.get("content-length");
-  if (declared !== null) checkSize(Number(declared), source);
-  const saved = await save(response.body, file, source, signal);
-  if (declared !== null) checkWhole(saved, Number(declared), source);
-  return saved;
-}
-
-/** Reads a `gs://` object with Application Default Credentials (STORAGE_EMULATOR_HOST honoured). */
-async function fromStorage(
-  source: ModelSource,
-  file: string,
-  signal: AbortSignal | undefined,
-): Promise<Saved> {
-  const [, bucket, object] = /^gs:\/\/([^/]+)\/(.+)$/.exec(source.uri) ?? [];
-  const stored = new Storage().bucket(bucket).file(object);
-  const [metadata] = await untilAborted(stored.getMetadata(), signal);
-  const size = Number(metadata.size);
-  checkSize(size, source);
-  // The library's own CRC check needs hashes an emulator may not send; size and sha256 are ours.
-  const saved = await save(stored.createReadStream({ validation: false }), file, source, signal);
-  checkWhole(saved, size, source);
-  return saved;
-}
-
-/** `promise`, or a rejection as soon as `signal` aborts (for calls that take no signal). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
+): Promise<Measured> {
+  const opened = await openModel(source, stores, signal);
+  return readWhole(opened, source, createWriteStream(file), signal);
 }

@@ -3,6 +3,7 @@ import { defaultModelCacheDir, downloadModel } from "./download";
 import { IdentityModel } from "./identity";
 import type { Model } from "./model";
 import { OnnxModel } from "./onnx";
+import { isStoreUri, type StoreSettings } from "./stores";
 import {
   checkDigest,
   checkSize,
@@ -15,10 +16,12 @@ import {
 export { ModelLoadError, type ModelSource } from "./source";
 
 export interface LoadOptions {
-  /** Where `https://` and `gs://` models are kept; default: `defaultModelCacheDir()`. */
+  /** Where `https://`, `gs://` and `s3://` models are kept; default: `defaultModelCacheDir()`. */
   readonly cacheDir?: string;
   /** How long a download may take (MODEL_LOAD_TIMEOUT_SECONDS); default: no limit. */
   readonly timeoutSeconds?: number;
+  /** How to reach the model's store (S3's region, endpoint and credentials). */
+  readonly stores?: StoreSettings;
 }
 
 /** Optional names that ship beside a model as `<model>.json`, e.g. `iris.json` for the iris model. */
@@ -34,11 +37,12 @@ interface ModelLabels {
 export async function loadModel(source: ModelSource, options: LoadOptions = {}): Promise<Model> {
   if (source.uri === "identity")
     return new IdentityModel({ name: source.name, version: source.version });
-  const remote = source.uri.startsWith("https://") || source.uri.startsWith("gs://");
+  const remote = isStoreUri(source.uri);
   const file = remote
     ? await downloadModel(source, {
         cacheDir: options.cacheDir ?? defaultModelCacheDir(),
         timeoutSeconds: options.timeoutSeconds,
+        stores: options.stores,
       })
     : await localFile(source);
   const labels = remote ? {} : await readLabels(source.uri);
