@@ -1,8 +1,14 @@
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
+import { BUILTIN_MODEL_URI, DEFAULT_MODEL_VERSION, defaultModelName } from "../service/src/config";
+import { parseGoldenRequests } from "../service/src/gate/golden";
 import { mebibytes, MIB, MODEL_LOAD_MEMORY_FACTOR, modelLoadPeakBytes } from "./app/model-budget";
 import { blockedHostReason, carriesCredentials, redactUri } from "./app/model-store";
+import { gcsBucket } from "./cluster/model-reader";
 import { ipv4, ipv4Cidr } from "./ipv4";
+import { ISTIO_GATEWAY_NAMESPACE } from "./platform/istio";
 import { isPinnedImage } from "./policy/workloads";
 
 /** The project name from Pulumi.yaml; project config keys are namespaced with it. */
@@ -28,8 +34,16 @@ export const CONFIG_KEYS = [
   "modelVersion",
   "modelSha256",
   "modelMaxSize",
+  "canaryModelUri",
+  "canaryModelName",
+  "canaryModelVersion",
+  "canaryModelSha256",
+  "canaryWeight",
+  "canaryGoldenRequests",
   "istioEnabled",
   "istioVersion",
+  "istioInstall",
+  "istioGatewayNamespace",
   "metallbVersion",
   "metallbAddressRange",
   "metricsServerVersion",
@@ -85,12 +99,46 @@ export interface AppSettings {
   readonly loadBalancerSourceRanges: readonly string[];
   /** Namespace of the Prometheus that scrapes the pods; undefined: none is admitted. */
   readonly monitoringNamespace?: string;
+  /** The name and version the stable model answers as. */
+  readonly servedModel: ServedModel;
+  /** A new model beside the stable one, taking a share of traffic once it passed its gate. */
+  readonly canary?: CanarySettings;
 }
 
-/** Istio, installed from its Helm charts when enabled. */
+/** The name and version a model answers as (v2 metadata, `model_info`, logs). */
+export interface ServedModel {
+  readonly name: string;
+  readonly version: string;
+}
+
+/** The canary: its model, pinned as the stable one is, its share of traffic and its gate. */
+export interface CanarySettings {
+  readonly modelUri: string;
+  /** Whether canaryModelUri must stay secret, by the rule modelUriSecret follows. */
+  readonly modelUriSecret: boolean;
+  /** Lowercase hex SHA-256 the canary's bytes must have; undefined: not verified. */
+  readonly modelSha256?: string;
+  /**
+   * The name and version it answers as: canaryModelName or the stable model's name (clients
+   * name the model in v2 and KServe paths), and a version that tells it from the stable one.
+   */
+  readonly servedModel: ServedModel;
+  /** Percent of the requests without a variant header that it gets. */
+  readonly weight: number;
+  /** The golden requests file, relative to the project folder. */
+  readonly goldenFile: string;
+  /** Its text, checked by the gate's own parser. */
+  readonly golden: string;
+}
+
+/** Istio, installed from its Helm charts when enabled, or the cluster's own. */
 export interface IstioSettings {
   readonly enabled: boolean;
   readonly version: string;
+  /** False: the cluster already runs Istio; the stack installs none and owns no gateway. */
+  readonly install: boolean;
+  /** Namespace of the ingress gateway pods the Gateway selects. */
+  readonly gatewayNamespace: string;
   /** kubernetes.io/tls Secret in the gateway's namespace for HTTPS; undefined: HTTP only. */
   readonly tlsSecretName?: string;
 }
@@ -199,6 +247,11 @@ class ConfigReader {
     return value;
   }
 
+  /** Whether `key` is already reported: its value is then only a stand-in. */
+  reported(key: ConfigKey): boolean {
+    return this.failed.has(key);
+  }
+
   fail(key: ConfigKey, problem: string, example: string): void {
     this.failed.add(key);
     this.problems.push(
@@ -304,6 +357,89 @@ function isModelUri(uri: string): boolean {
   );
 }
 
+/** The config keys of one model the pods serve, and what an empty URI means for it. */
+interface ModelKeys {
+  readonly uri: ConfigKey;
+  readonly name: ConfigKey;
+  readonly version: ConfigKey;
+  readonly sha256: ConfigKey;
+  readonly empty: string;
+}
+
+const STABLE_MODEL: ModelKeys = {
+  uri: "modelUri",
+  name: "modelName",
+  version: "modelVersion",
+  sha256: "modelSha256",
+  empty: "the built-in iris model",
+};
+const CANARY_MODEL: ModelKeys = {
+  uri: "canaryModelUri",
+  name: "canaryModelName",
+  version: "canaryModelVersion",
+  sha256: "canaryModelSha256",
+  empty: "no canary",
+};
+
+/**
+ * One model's URI, name, version and digest as given, checked by the same rules for the stable
+ * model and the canary: a URI the service loads and the pods can reach, names the service takes.
+ */
+function readModel(
+  read: ConfigReader,
+  keys: ModelKeys,
+  target: ClusterSettings["target"],
+): { uri: string; name: string; version: string; sha256: string } {
+  const uri = read.value(keys.uri, "gs://my-bucket/model.onnx") ?? "";
+  if (uri !== "" && !isModelUri(uri)) {
+    read.fail(
+      keys.uri,
+      `must be empty (${keys.empty}), identity, an absolute path inside the image, ` +
+        `an https:// URL or a gs://bucket/object (got "${redactUri(uri)}")`,
+      "gs://my-bucket/model.onnx",
+    );
+  }
+  const blockedHost = uri.startsWith("https://") ? blockedHostReason(uri) : undefined;
+  if (blockedHost !== undefined) {
+    read.fail(
+      keys.uri,
+      `cannot be fetched by the pods: ${blockedHost}, and their egress policy opens HTTPS to ` +
+        "public addresses only; serve the model from a public https:// host or a gs:// bucket",
+      "gs://my-bucket/model.onnx",
+    );
+  }
+  if (target === "kind" && uri.startsWith("gs://")) {
+    read.fail(
+      keys.uri,
+      "is a gs:// object, which a Kind cluster has no Google credentials to read; use an " +
+        "https:// URL (a signed URL, stored with --secret) or target gke",
+      "--secret https://storage.googleapis.com/my-bucket/model.onnx?X-Goog-Signature=...",
+    );
+  }
+  const name = read.text(
+    keys.name,
+    'empty or 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
+    MODEL_NAME,
+    "iris",
+    true,
+  );
+  const version = read.text(
+    keys.version,
+    'empty or 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
+    MODEL_NAME,
+    "2",
+    true,
+  );
+  const sha256 = read.text(
+    keys.sha256,
+    "empty or the model file's SHA-256 as 64 hexadecimal characters",
+    SHA256,
+    "$(sha256sum model.onnx | cut -c1-64)",
+    true,
+  );
+  return { uri, name, version, sha256: sha256.toLowerCase() };
+}
+
 /**
  * The cluster target's keys: an optional kubeconfig context and a required image pinned by
  * digest. kind and gke build the image and choose the context themselves, so there both must
@@ -350,13 +486,168 @@ function readExistingCluster(
   return { kubeContext, image };
 }
 
+/** Reads a file of the project by its path relative to the project folder; throws when it cannot. */
+export type ProjectFileReader = (relativePath: string) => string;
+
+/** The project folder, where Pulumi.yaml is: config paths are relative to it. */
+const PROJECT_DIR = path.resolve(__dirname, "..");
+
+function readFromProject(relativePath: string): string {
+  return readFileSync(path.join(PROJECT_DIR, relativePath), "utf8");
+}
+
+/** A path inside the project folder: relative, without `..` segments. */
+const PROJECT_PATH = /^(?!\/)(?!(.*\/)?\.\.(\/|$))[\w./-]{1,200}$/;
+const GOLDEN_EXAMPLE = "service/models/iris.golden.json";
+
+/** What {@link readCanary} checks the canary against. */
+interface CanaryContext {
+  readonly target: ClusterSettings["target"];
+  readonly stableUri: string;
+  readonly stableServed: ServedModel;
+  readonly istioEnabled: boolean;
+  readonly secretKeys: ReadonlySet<string>;
+  readonly readProjectFile: ProjectFileReader;
+}
+
+/**
+ * The canary, when canaryModelUri is set: its model, checked by the stable model's rules, its
+ * share of traffic and its golden requests. The other canary keys wait for the next canary while
+ * canaryModelUri is empty, so clearing it alone rolls back.
+ */
+function readCanary(read: ConfigReader, context: CanaryContext): CanarySettings | undefined {
+  const model = readModel(read, CANARY_MODEL, context.target);
+  const weight = read.integer("canaryWeight", 0, 100, 10);
+  const goldenFile = read.text(
+    "canaryGoldenRequests",
+    "empty or a path inside the project folder, such as service/models/iris.golden.json",
+    PROJECT_PATH,
+    GOLDEN_EXAMPLE,
+    true,
+  );
+  if (model.uri === "") {
+    return undefined;
+  }
+  if (!context.istioEnabled) {
+    read.problems.push(
+      `${PROJECT}:canaryModelUri needs ${PROJECT}:istioEnabled true: Istio's route splits the ` +
+        "traffic between the stable model and the canary, and without it no request could " +
+        "reach the canary; set it with: pulumi config set istioEnabled true",
+    );
+  }
+  let golden = "";
+  if (goldenFile === "") {
+    read.fail(
+      "canaryGoldenRequests",
+      "is required with a canary: the gate checks the canary's answers to these requests " +
+        "before it gets any traffic",
+      GOLDEN_EXAMPLE,
+    );
+  } else if (PROJECT_PATH.test(goldenFile)) {
+    try {
+      golden = context.readProjectFile(goldenFile);
+      parseGoldenRequests(golden);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const problem = code ? `cannot be read (${code})` : (error as Error).message;
+      read.fail("canaryGoldenRequests", `(${goldenFile}) ${problem}`, GOLDEN_EXAMPLE);
+    }
+  }
+  const servedModel: ServedModel = {
+    name: model.name || context.stableServed.name,
+    version: model.version || DEFAULT_MODEL_VERSION,
+  };
+  if (
+    servedModel.name === context.stableServed.name &&
+    servedModel.version === context.stableServed.version
+  ) {
+    const next = /^\d+$/.test(servedModel.version) ? String(Number(servedModel.version) + 1) : "2";
+    read.fail(
+      "canaryModelVersion",
+      `must differ from the stable model's version ("${servedModel.version}") while both ` +
+        `answer as "${servedModel.name}": clients, metrics and the smoke test tell them apart by it`,
+      next,
+    );
+  }
+  const buckets = [gcsBucket(context.stableUri), gcsBucket(model.uri)];
+  if (buckets[0] !== undefined && buckets[1] !== undefined && buckets[0] !== buckets[1]) {
+    read.fail(
+      "canaryModelUri",
+      `is in bucket "${buckets[1]}" and the stable model in "${buckets[0]}": the pods' Google ` +
+        "identity may read one bucket; put the canary beside the stable model",
+      `gs://${buckets[0]}/model-v2.onnx`,
+    );
+  }
+  return {
+    modelUri: model.uri,
+    modelUriSecret:
+      context.secretKeys.has(`${PROJECT}:canaryModelUri`) || carriesCredentials(model.uri),
+    modelSha256: model.sha256 || undefined,
+    servedModel,
+    weight,
+    goldenFile,
+    golden,
+  };
+}
+
+/** What {@link checkMesh} checks. */
+interface MeshContext {
+  readonly target: ClusterSettings["target"];
+  readonly namespace: string;
+  readonly istioEnabled: boolean;
+  readonly istioInstall: boolean;
+  readonly istioGatewayNamespace: string;
+  readonly loadBalancerSourceRanges: readonly string[];
+}
+
+/**
+ * The cluster's own Istio (istioInstall false) exists only on a cluster made elsewhere, and then
+ * its gateway and its load balancer are not the stack's: only its namespace may be named.
+ */
+function checkMesh(read: ConfigReader, mesh: MeshContext): void {
+  if (!mesh.istioInstall && !mesh.istioEnabled) {
+    read.problems.push(
+      `${PROJECT}:istioInstall false says which Istio to use and needs ${PROJECT}:istioEnabled ` +
+        "true; remove it with: pulumi config rm istioInstall",
+    );
+  } else if (!mesh.istioInstall && mesh.target !== "cluster") {
+    read.problems.push(
+      `${PROJECT}:istioInstall false applies only when ${PROJECT}:target is cluster: ` +
+        `${mesh.target} makes a cluster that runs no Istio of its own; ` +
+        "remove it with: pulumi config rm istioInstall",
+    );
+  } else if (!mesh.istioInstall && mesh.loadBalancerSourceRanges.length > 0) {
+    read.problems.push(
+      `${PROJECT}:loadBalancerSourceRanges has no load balancer to apply to: the cluster's own ` +
+        "Istio gateway and its Service are not the stack's; " +
+        "remove it with: pulumi config rm loadBalancerSourceRanges",
+    );
+  }
+  if (mesh.istioGatewayNamespace !== ISTIO_GATEWAY_NAMESPACE && mesh.istioInstall) {
+    read.problems.push(
+      `${PROJECT}:istioGatewayNamespace applies only to the cluster's own Istio ` +
+        `(${PROJECT}:istioInstall false); the stack installs its gateway in ` +
+        `${ISTIO_GATEWAY_NAMESPACE}; remove it with: pulumi config rm istioGatewayNamespace`,
+    );
+  }
+  if (mesh.namespace === mesh.istioGatewayNamespace && !read.reported("namespace")) {
+    read.fail(
+      "namespace",
+      `must not be "${mesh.namespace}", the Istio ingress gateway's namespace`,
+      "mlscore",
+    );
+  }
+}
+
 /**
  * Validates raw config (namespaced keys, values as the CLI passes them: strings) into a
- * {@link StackConfig}. Throws one {@link ConfigError} listing every problem.
+ * {@link StackConfig}. Throws one {@link ConfigError} listing every problem. Files the config
+ * names (the canary's golden requests) are read with `readProjectFile`.
  */
 export function parseConfig(
   raw: RawConfig,
   secretKeys: ReadonlySet<string> = new Set(),
+  readProjectFile: ProjectFileReader = readFromProject,
 ): StackConfig {
   const read = new ConfigReader(raw);
 
@@ -426,46 +717,12 @@ export function parseConfig(
     );
   }
 
-  const modelUri = read.value("modelUri", "gs://my-bucket/model.onnx") ?? "";
-  if (modelUri !== "" && !isModelUri(modelUri)) {
-    read.fail(
-      "modelUri",
-      "must be empty (the built-in iris model), identity, an absolute path inside the image, " +
-        `an https:// URL or a gs://bucket/object (got "${redactUri(modelUri)}")`,
-      "gs://my-bucket/model.onnx",
-    );
-  }
-  const blockedHost = modelUri.startsWith("https://") ? blockedHostReason(modelUri) : undefined;
-  if (blockedHost !== undefined) {
-    read.fail(
-      "modelUri",
-      `cannot be fetched by the pods: ${blockedHost}, and their egress policy opens HTTPS to ` +
-        "public addresses only; serve the model from a public https:// host or a gs:// bucket",
-      "gs://my-bucket/model.onnx",
-    );
-  }
-  const modelName = read.text(
-    "modelName",
-    'empty or 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
-    MODEL_NAME,
-    "iris",
-    true,
-  );
-
-  const modelVersion = read.text(
-    "modelVersion",
-    'empty or 1-64 letters, digits, "_", "." or "-", starting with a letter or digit',
-    MODEL_NAME,
-    "2",
-    true,
-  );
-  const modelSha256 = read.text(
-    "modelSha256",
-    "empty or the model file's SHA-256 as 64 hexadecimal characters",
-    SHA256,
-    "$(sha256sum model.onnx | cut -c1-64)",
-    true,
-  );
+  const {
+    uri: modelUri,
+    name: modelName,
+    version: modelVersion,
+    sha256: modelSha256,
+  } = readModel(read, STABLE_MODEL, target);
   const modelMaxSize = read.text("modelMaxSize", memoryWhat, MEMORY, "100Mi");
   const modelMaxBytes = bytes(modelMaxSize);
   if (MEMORY.test(modelMaxSize) && modelMaxBytes < MIB) {
@@ -485,11 +742,30 @@ export function parseConfig(
   }
 
   const istioEnabled = read.boolean("istioEnabled", true);
+  const servedModel: ServedModel = {
+    name: modelName || defaultModelName(modelUri || BUILTIN_MODEL_URI),
+    version: modelVersion || DEFAULT_MODEL_VERSION,
+  };
+  const canary = readCanary(read, {
+    target,
+    stableUri: modelUri,
+    stableServed: servedModel,
+    istioEnabled,
+    secretKeys,
+    readProjectFile,
+  });
   const istioVersion = read.text(
     "istioVersion",
     "a release version such as 1.31.1",
     VERSION,
     "1.31.1",
+  );
+  const istioInstall = read.boolean("istioInstall", true);
+  const istioGatewayNamespace = read.text(
+    "istioGatewayNamespace",
+    "a lowercase DNS label",
+    DNS_LABEL,
+    ISTIO_GATEWAY_NAMESPACE,
   );
   const metallbVersion = read.text(
     "metallbVersion",
@@ -614,18 +890,18 @@ export function parseConfig(
         `installed nowhere else); remove it with: pulumi config rm metallbAddressRange`,
     );
   }
+  checkMesh(read, {
+    target,
+    namespace,
+    istioEnabled,
+    istioInstall,
+    istioGatewayNamespace,
+    loadBalancerSourceRanges,
+  });
   if (tlsSecretName !== "" && !istioEnabled) {
     read.problems.push(
       `${PROJECT}:tlsSecretName needs ${PROJECT}:istioEnabled true: the gateway terminates TLS; ` +
         `remove it with: pulumi config rm tlsSecretName`,
-    );
-  }
-  if (target === "kind" && modelUri.startsWith("gs://")) {
-    read.fail(
-      "modelUri",
-      "is a gs:// object, which a Kind cluster has no Google credentials to read; use an " +
-        "https:// URL (a signed URL, stored with --secret) or target gke",
-      "--secret https://storage.googleapis.com/my-bucket/model.onnx?X-Goog-Signature=...",
     );
   }
   if (target === "gke") {
@@ -684,15 +960,19 @@ export function parseConfig(
       modelUri: modelUri || undefined,
       modelName: modelName || undefined,
       modelVersion: modelVersion || undefined,
-      modelSha256: modelSha256.toLowerCase() || undefined,
+      modelSha256: modelSha256 || undefined,
       modelMaxBytes,
       modelUriSecret: secretKeys.has(`${PROJECT}:modelUri`) || carriesCredentials(modelUri),
       loadBalancerSourceRanges,
       monitoringNamespace: monitoringNamespace || undefined,
+      servedModel,
+      canary,
     },
     istio: {
       enabled: istioEnabled,
       version: istioVersion,
+      install: istioInstall,
+      gatewayNamespace: istioGatewayNamespace,
       tlsSecretName: tlsSecretName || undefined,
     },
   };
