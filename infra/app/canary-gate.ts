@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { parseGoldenRequests } from "../../service/src/gate/golden";
@@ -5,6 +6,8 @@ import { DNS_EGRESS } from "./network-policies";
 import { CONTAINER_PORT, CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT } from "./pod-spec";
 import { CANARY_IDENTITY_LABEL } from "./variant";
 
+/** Pod annotation with a hash of the golden requests: new ones make a new Job, which runs again. */
+export const GOLDEN_HASH_ANNOTATION = "mlscore.dev/golden-requests-sha256";
 /** Where the gate's pod finds the golden requests (a ConfigMap volume). */
 const GOLDEN_DIR = "/etc/mlscore/golden";
 const GOLDEN_KEY = "golden.json";
@@ -39,7 +42,7 @@ export interface CanaryGateArgs {
  * expected, a ConfigMap carrying those requests, and a NetworkPolicy that lets its pod reach the
  * canary's pods (and DNS) only. Pulumi waits for a Job to complete and fails `up` when it fails,
  * so whatever depends on {@link CanaryGate.job} (the route's weights) moves only after a pass.
- * A Job cannot change: its pod carries the canary's identity and mounts an autonamed ConfigMap,
+ * A Job cannot change: its pod carries the canary's identity and a hash of the golden requests,
  * so a new model or new golden requests replace the Job and run the gate again.
  */
 export class CanaryGate extends pulumi.ComponentResource {
@@ -103,7 +106,12 @@ export class CanaryGate extends pulumi.ComponentResource {
           backoffLimit: 0,
           activeDeadlineSeconds: deadlineSeconds,
           template: {
-            metadata: { labels: { ...labels, [CANARY_IDENTITY_LABEL]: args.identity } },
+            metadata: {
+              labels: { ...labels, [CANARY_IDENTITY_LABEL]: args.identity },
+              annotations: {
+                [GOLDEN_HASH_ANNOTATION]: createHash("sha256").update(args.golden).digest("hex"),
+              },
+            },
             spec: {
               restartPolicy: "Never",
               automountServiceAccountToken: false,
