@@ -100,7 +100,12 @@ export class CanaryGate extends pulumi.ComponentResource {
     this.job = new k8s.batch.v1.Job(
       `${name}-job`,
       {
-        metadata,
+        metadata: {
+          ...metadata,
+          // A failed gate is asked again at the next `up` (a new Job), rather than reported as
+          // failed forever: the canary may have been slow, and the verdict is cheap to repeat.
+          annotations: { "pulumi.com/replaceUnready": "true" },
+        },
         spec: {
           // The check is deterministic: a failure is the verdict, not something to retry.
           backoffLimit: 0,

@@ -193,6 +193,20 @@ afterAll(() => stopEngine(engine), 60_000);
     expect(routing(after)).toEqual(routing(before));
   });
 
+  it("asks the gate again at the next `up` (a new Job), which fails again", async () => {
+    const failed = async () =>
+      (await jobs())
+        .filter((j) => j.status.conditions?.some((c) => c.type === "Failed" && c.status === "True"))
+        .map((j) => j.metadata.name);
+    const before = await failed();
+    expect(before).toHaveLength(1);
+    const again = await stack.up({ ...engine?.policy, onOutput }).catch((error: Error) => error);
+    expect((again as Error).message).toContain(REJECTED_GATE_MESSAGE);
+    const after = await failed();
+    expect(after).toHaveLength(2);
+    expect(after).toEqual(expect.arrayContaining(before));
+  });
+
   it("rolls back with canaryModelUri cleared: every canary object goes, the route sends all to stable", async () => {
     await stack.setConfig("canaryModelUri", { value: "" });
     log(`--- rollback preview:\n${(await stack.preview(engine?.policy)).stdout}`);
