@@ -282,6 +282,16 @@ describe("the gate against real services", () => {
     });
   });
 
+  it("passes the hand-written golden file the README shows, with its tighter tolerance", async () => {
+    const file = path.resolve(__dirname, "../fixtures/golden/iris-setosa.json");
+    const run = await gate(gateEnv(canary.url, { GATE_GOLDEN_FILE: file }));
+    expect(run.output).toContain("PASS first flower of Fisher's data (setosa)\n");
+    expect(run.code).toBe(0);
+    const readme = readFileSync(path.resolve(__dirname, "../../README.md"), "utf8");
+    const shown = /```json\n(\{\n  "tolerance"[\s\S]*?)```/.exec(readme)?.[1];
+    expect(JSON.parse(shown ?? "null")).toEqual(JSON.parse(readFileSync(file, "utf8")));
+  });
+
   it("fails a retrained model whose probabilities moved, naming the values, and exits 1", async () => {
     const run = await gate(gateEnv(retrained.url));
     expect(run.code).toBe(1);
