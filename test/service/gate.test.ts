@@ -288,7 +288,7 @@ describe("the gate against real services", () => {
     expect(run.output).toContain("PASS first flower of Fisher's data (setosa)\n");
     expect(run.code).toBe(0);
     const readme = readFileSync(path.resolve(__dirname, "../../README.md"), "utf8");
-    const shown = /```json\n(\{\n  "tolerance"[\s\S]*?)```/.exec(readme)?.[1];
+    const shown = /```json\n(\{\n {2}"tolerance"[\s\S]*?)```/.exec(readme)?.[1];
     expect(JSON.parse(shown ?? "null")).toEqual(JSON.parse(readFileSync(file, "utf8")));
   });
 
