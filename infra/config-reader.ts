@@ -29,8 +29,16 @@ export const CONFIG_KEYS = [
   "s3Region",
   "s3AccessKeyId",
   "s3SecretAccessKey",
+  "canaryModelUri",
+  "canaryModelName",
+  "canaryModelVersion",
+  "canaryModelSha256",
+  "canaryWeight",
+  "canaryGoldenRequests",
   "istioEnabled",
   "istioVersion",
+  "istioInstall",
+  "istioGatewayNamespace",
   "metallbVersion",
   "metallbAddressRange",
   "metricsServerVersion",
@@ -70,6 +78,11 @@ export class ConfigReader {
       this.fail(key, "is not set (Pulumi.yaml declares its default)", example);
     }
     return value;
+  }
+
+  /** Whether `key` is already reported: its value is then only a stand-in. */
+  reported(key: ConfigKey): boolean {
+    return this.failed.has(key);
   }
 
   fail(key: ConfigKey, problem: string, example: string): void {

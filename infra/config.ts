@@ -3,11 +3,21 @@ import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import { mebibytes, MIB, MODEL_LOAD_MEMORY_FACTOR, modelLoadPeakBytes } from "./app/model-budget";
 import { CONFIG_KEYS, ConfigReader, PROJECT, type RawConfig } from "./config-reader";
 import { ipv4, ipv4Cidr } from "./ipv4";
-import { readModelSettings, type ModelSettings } from "./model-config";
+import { CANARY_MODEL, readModelKeys, readModelSettings, type ModelSettings } from "./model-config";
+import { BUILTIN_MODEL_URI, DEFAULT_MODEL_VERSION, defaultModelName } from "../service/src/config";
+import {
+  readCanary,
+  readFromProject,
+  type CanarySettings,
+  type ProjectFileReader,
+  type ServedModel,
+} from "./canary-config";
+import { ISTIO_GATEWAY_NAMESPACE } from "./platform/istio";
 import { isPinnedImage } from "./policy/workloads";
 
 export { CONFIG_KEYS, PROJECT, type ConfigKey, type RawConfig } from "./config-reader";
 export type { ModelSettings, RegistrySettings, S3StoreSettings } from "./model-config";
+export type { CanarySettings, ProjectFileReader, ServedModel } from "./canary-config";
 
 /** The application's settings, the same on every target. */
 export interface AppSettings extends ModelSettings {
@@ -27,12 +37,20 @@ export interface AppSettings extends ModelSettings {
   readonly loadBalancerSourceRanges: readonly string[];
   /** Namespace of the Prometheus that scrapes the pods; undefined: none is admitted. */
   readonly monitoringNamespace?: string;
+  /** The name and version the stable model answers as (a registered model's come at `up`). */
+  readonly servedModel: ServedModel;
+  /** A new model beside the stable one, taking a share of traffic once it passed its gate. */
+  readonly canary?: CanarySettings;
 }
 
-/** Istio, installed from its Helm charts when enabled. */
+/** Istio, installed from its Helm charts when enabled, or the cluster's own. */
 export interface IstioSettings {
   readonly enabled: boolean;
   readonly version: string;
+  /** False: the cluster already runs Istio; the stack installs none and owns no gateway. */
+  readonly install: boolean;
+  /** Namespace of the ingress gateway pods the Gateway selects. */
+  readonly gatewayNamespace: string;
   /** kubernetes.io/tls Secret in the gateway's namespace for HTTPS; undefined: HTTP only. */
   readonly tlsSecretName?: string;
 }
@@ -193,13 +211,64 @@ function readExistingCluster(
   return { kubeContext, image };
 }
 
+/** What {@link checkMesh} checks. */
+interface MeshContext {
+  readonly target: ClusterSettings["target"];
+  readonly namespace: string;
+  readonly istioEnabled: boolean;
+  readonly istioInstall: boolean;
+  readonly istioGatewayNamespace: string;
+  readonly loadBalancerSourceRanges: readonly string[];
+}
+
+/**
+ * The cluster's own Istio (istioInstall false) exists only on a cluster made elsewhere, and then
+ * its gateway and its load balancer are not the stack's: only its namespace may be named.
+ */
+function checkMesh(read: ConfigReader, mesh: MeshContext): void {
+  if (!mesh.istioInstall && !mesh.istioEnabled) {
+    read.problems.push(
+      `${PROJECT}:istioInstall false says which Istio to use and needs ${PROJECT}:istioEnabled ` +
+        "true; remove it with: pulumi config rm istioInstall",
+    );
+  } else if (!mesh.istioInstall && mesh.target !== "cluster") {
+    read.problems.push(
+      `${PROJECT}:istioInstall false applies only when ${PROJECT}:target is cluster: ` +
+        `${mesh.target} makes a cluster that runs no Istio of its own; ` +
+        "remove it with: pulumi config rm istioInstall",
+    );
+  } else if (!mesh.istioInstall && mesh.loadBalancerSourceRanges.length > 0) {
+    read.problems.push(
+      `${PROJECT}:loadBalancerSourceRanges has no load balancer to apply to: the cluster's own ` +
+        "Istio gateway and its Service are not the stack's; " +
+        "remove it with: pulumi config rm loadBalancerSourceRanges",
+    );
+  }
+  if (mesh.istioGatewayNamespace !== ISTIO_GATEWAY_NAMESPACE && mesh.istioInstall) {
+    read.problems.push(
+      `${PROJECT}:istioGatewayNamespace applies only to the cluster's own Istio ` +
+        `(${PROJECT}:istioInstall false); the stack installs its gateway in ` +
+        `${ISTIO_GATEWAY_NAMESPACE}; remove it with: pulumi config rm istioGatewayNamespace`,
+    );
+  }
+  if (mesh.namespace === mesh.istioGatewayNamespace && !read.reported("namespace")) {
+    read.fail(
+      "namespace",
+      `must not be "${mesh.namespace}", the Istio ingress gateway's namespace`,
+      "mlscore",
+    );
+  }
+}
+
 /**
  * Validates raw config (namespaced keys, values as the CLI passes them: strings) into a
- * {@link StackConfig}. Throws one {@link ConfigError} listing every problem.
+ * {@link StackConfig}. Throws one {@link ConfigError} listing every problem. Files the config
+ * names (the canary's golden requests) are read with `readProjectFile`.
  */
 export function parseConfig(
   raw: RawConfig,
   secretKeys: ReadonlySet<string> = new Set(),
+  readProjectFile: ProjectFileReader = readFromProject,
 ): StackConfig {
   const read = new ConfigReader(raw);
 
@@ -269,7 +338,8 @@ export function parseConfig(
     );
   }
 
-  const model = readModelSettings(read, target, secretKeys);
+  const canaryModel = readModelKeys(read, CANARY_MODEL);
+  const model = readModelSettings(read, target, secretKeys, canaryModel.uri);
   const modelMaxSize = read.text("modelMaxSize", memoryWhat, MEMORY, "100Mi");
   const modelMaxBytes = bytes(modelMaxSize);
   if (MEMORY.test(modelMaxSize) && modelMaxBytes < MIB) {
@@ -289,11 +359,31 @@ export function parseConfig(
   }
 
   const istioEnabled = read.boolean("istioEnabled", true);
+  const servedModel: ServedModel = {
+    name: model.modelName ?? defaultModelName(model.modelUri ?? BUILTIN_MODEL_URI),
+    version: model.modelVersion ?? DEFAULT_MODEL_VERSION,
+  };
+  const canary = readCanary(read, canaryModel, {
+    target,
+    stableUri: model.modelUri ?? "",
+    stableServed: servedModel,
+    istioEnabled,
+    secretKeys,
+    s3: model.s3,
+    readProjectFile,
+  });
   const istioVersion = read.text(
     "istioVersion",
     "a release version such as 1.31.1",
     VERSION,
     "1.31.1",
+  );
+  const istioInstall = read.boolean("istioInstall", true);
+  const istioGatewayNamespace = read.text(
+    "istioGatewayNamespace",
+    "a lowercase DNS label",
+    DNS_LABEL,
+    ISTIO_GATEWAY_NAMESPACE,
   );
   const metallbVersion = read.text(
     "metallbVersion",
@@ -440,6 +530,15 @@ export function parseConfig(
     );
   }
 
+  checkMesh(read, {
+    target,
+    namespace,
+    istioEnabled,
+    istioInstall,
+    istioGatewayNamespace,
+    loadBalancerSourceRanges,
+  });
+
   if (read.problems.length > 0) {
     throw new ConfigError(read.problems);
   }
@@ -481,10 +580,14 @@ export function parseConfig(
       modelMaxBytes,
       loadBalancerSourceRanges,
       monitoringNamespace: monitoringNamespace || undefined,
+      servedModel,
+      canary,
     },
     istio: {
       enabled: istioEnabled,
       version: istioVersion,
+      install: istioInstall,
+      gatewayNamespace: istioGatewayNamespace,
       tlsSecretName: tlsSecretName || undefined,
     },
   };

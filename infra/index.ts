@@ -1,8 +1,14 @@
 import * as gcp from "@pulumi/gcp";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { CanaryGate } from "./app/canary-gate";
 import { isRemoteModelUri } from "./app/model-store";
-import { SERVICE_ACCOUNT_NAME, ScoringApp, type S3StoreArgs } from "./app/scoring-app";
+import {
+  canaryIdentity,
+  SERVICE_ACCOUNT_NAME,
+  ScoringApp,
+  type S3StoreArgs,
+} from "./app/scoring-app";
 import { GkeCluster } from "./cluster/gke";
 import { KIND_REGISTRY, KindCluster } from "./cluster/kind";
 import { gcsBucket, ModelReader } from "./cluster/model-reader";
@@ -96,8 +102,9 @@ function gkeTarget(settings: GkeSettings, app: AppSettings, model: PinnedModel):
     registryUsername: "oauth2accesstoken",
     registryPassword: pulumi.secret(token),
   });
-  // Only a gs:// model needs a Google identity; other models are read without credentials.
-  const bucket = gcsBucket(model.uri);
+  // Only a gs:// model needs a Google identity; other models are read without credentials. A
+  // gs:// canary is in the stable model's bucket (the config says so) or the only gs:// model.
+  const bucket = gcsBucket(model.uri) ?? gcsBucket(app.canary?.modelUri);
   const modelReader =
     bucket === undefined
       ? undefined
@@ -143,6 +150,11 @@ function existingClusterTarget(settings: ExistingClusterSettings): Target {
   };
 }
 
+/** A model URI as the program passes it on: secret when it holds a credential. */
+function secretIfCredential(uri: string, secret: boolean): pulumi.Input<string> {
+  return secret ? pulumi.secret(uri) : uri;
+}
+
 function targetFor(config: StackConfig, model: PinnedModel): Target {
   switch (config.cluster.target) {
     case "kind":
@@ -186,7 +198,7 @@ export = async () => {
   const providers = [target.provider];
   // A URI that holds a credential stays secret in the state, the outputs and the cluster.
   const modelUri =
-    model.uri !== undefined && model.uriSecret ? pulumi.secret(model.uri) : model.uri;
+    model.uri === undefined ? undefined : secretIfCredential(model.uri, model.uriSecret);
   if (isRemoteModelUri(model.uri) && model.sha256 === undefined) {
     pulumi.log.warn(
       "mlscore:modelSha256 is not set: pods started later serve whatever bytes then sit at " +
@@ -195,17 +207,27 @@ export = async () => {
   }
 
   // The gateway's own LoadBalancer Service needs the address pool as much as the app's would.
-  const istio = config.istio.enabled
-    ? new Istio(
-        "istio",
-        {
-          version: config.istio.version,
-          loadBalancerSourceRanges: [...settings.loadBalancerSourceRanges],
-          https: config.istio.tlsSecretName !== undefined,
-        },
-        { providers, dependsOn: target.loadBalancer },
-      )
-    : undefined;
+  const istio =
+    config.istio.enabled && config.istio.install
+      ? new Istio(
+          "istio",
+          {
+            version: config.istio.version,
+            loadBalancerSourceRanges: [...settings.loadBalancerSourceRanges],
+            https: config.istio.tlsSecretName !== undefined,
+          },
+          { providers, dependsOn: target.loadBalancer },
+        )
+      : undefined;
+  const meshed = config.istio.enabled;
+
+  const canary = settings.canary;
+  const canaryUri =
+    canary === undefined ? undefined : secretIfCredential(canary.modelUri, canary.modelUriSecret);
+  const identity =
+    canary === undefined
+      ? undefined
+      : canaryIdentity({ uri: canary.modelUri, sha256: canary.modelSha256, ...canary.servedModel });
 
   // Waiting for every add-on also orders `destroy`: the app goes before the charts under it.
   // The pods pull the image and fetch a gs:// model as they start, so those grants come first.
@@ -230,13 +252,25 @@ export = async () => {
       s3Store: model.uri?.startsWith("s3://") ? s3Store(settings) : undefined,
       modelMaxBytes: settings.modelMaxBytes,
       revision,
-      serviceType: istio ? "ClusterIP" : "LoadBalancer",
-      loadBalancerSourceRanges: istio ? undefined : [...settings.loadBalancerSourceRanges],
-      ingressFromNamespace: istio?.gatewayNamespace,
+      serviceType: meshed ? "ClusterIP" : "LoadBalancer",
+      loadBalancerSourceRanges: meshed ? undefined : [...settings.loadBalancerSourceRanges],
+      ingressFromNamespace: meshed ? config.istio.gatewayNamespace : undefined,
       gcpServiceAccount: target.modelReader?.email,
       spreadMinNodes: target.spreadMinNodes,
       monitoringNamespace: settings.monitoringNamespace,
       podMonitoring: target.managedPrometheus,
+      canary:
+        canary === undefined || canaryUri === undefined || identity === undefined
+          ? undefined
+          : {
+              identity,
+              modelUri: canaryUri,
+              modelUriSecret: canary.modelUriSecret,
+              modelName: canary.servedModel.name,
+              modelVersion: canary.servedModel.version,
+              modelSha256: canary.modelSha256,
+              s3Store: canary.modelUri.startsWith("s3://") ? s3Store(settings) : undefined,
+            },
     },
     {
       providers,
@@ -244,7 +278,26 @@ export = async () => {
     },
   );
 
-  if (istio) {
+  // The canary's pods are ready (Pulumi waited for them) before the gate asks them anything.
+  const gate =
+    canary === undefined || app.canary === undefined || identity === undefined
+      ? undefined
+      : new CanaryGate(
+          "canary-gate",
+          {
+            namespace: app.namespace,
+            image: target.image,
+            serviceHost: app.canary.serviceHost,
+            servicePort: app.servicePort,
+            canaryPodLabels: app.canary.podLabels,
+            identity,
+            model: canary.servedModel,
+            golden: canary.golden,
+          },
+          { providers, dependsOn: [app.canary.deployment, app.canary.service] },
+        );
+
+  if (meshed) {
     new IngressRoute(
       "ingress",
       {
@@ -253,17 +306,32 @@ export = async () => {
         servicePort: app.servicePort,
         maxPods: settings.maxReplicas,
         tlsSecretName: config.istio.tlsSecretName,
+        canary:
+          canary === undefined || app.canary === undefined || gate === undefined
+            ? undefined
+            : {
+                serviceHost: app.canary.serviceHost,
+                weight: canary.weight,
+                maxPods: settings.maxReplicas,
+                gate: gate.job,
+              },
       },
-      { providers, dependsOn: [istio.crds] },
+      // The cluster's own Istio has its CRDs already.
+      { providers, dependsOn: istio ? [istio.crds] : [] },
     );
   }
 
   const scheme = config.istio.tlsSecretName === undefined ? "http" : "https";
-  const address = istio ? istio.gatewayAddress : app.endpoint;
+  // The cluster's own gateway is not the stack's: its address is not known here.
+  const address = istio ? istio.gatewayAddress : meshed ? undefined : app.endpoint;
   return {
-    endpoint: address.apply((ip) =>
-      ip ? `${scheme}://${ip}` : "pending: no load balancer address",
-    ),
+    ...(address
+      ? {
+          endpoint: address.apply((ip) =>
+            ip ? `${scheme}://${ip}` : "pending: no load balancer address",
+          ),
+        }
+      : {}),
     image: target.image,
     namespace: app.namespace,
     ...(target.kubeContext ? { kubeContext: target.kubeContext } : {}),
@@ -271,6 +339,21 @@ export = async () => {
     ...(target.network ? { network: target.network } : {}),
     modelUri: modelUri ?? BUILTIN_MODEL_PATH,
     ...(model.registered ? { registeredModel: provenance(model.registered) } : {}),
+    servedModels: {
+      // A registered model's name and version come from the registry.
+      stable: {
+        name: model.name ?? settings.servedModel.name,
+        version: model.version ?? settings.servedModel.version,
+      },
+      ...(canary ? { canary: canary.servedModel } : {}),
+    },
+    ...(canary && gate
+      ? {
+          canaryModelUri: canaryUri,
+          trafficWeights: { stable: 100 - canary.weight, canary: canary.weight },
+          canaryGate: gate.result,
+        }
+      : {}),
     gitRevision: revision,
   };
 };

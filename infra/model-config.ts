@@ -202,6 +202,77 @@ function readRegistry(
   return { trackingUri: trackingUri.replace(/\/$/, ""), token: token || undefined };
 }
 
+/** The config keys of one model the pods serve, and what an empty URI means for it. */
+export interface ModelKeys {
+  readonly uri: ConfigKey;
+  readonly name: ConfigKey;
+  readonly version: ConfigKey;
+  readonly sha256: ConfigKey;
+  readonly empty: string;
+}
+
+export const STABLE_MODEL: ModelKeys = {
+  uri: "modelUri",
+  name: "modelName",
+  version: "modelVersion",
+  sha256: "modelSha256",
+  empty: "the built-in iris model",
+};
+
+export const CANARY_MODEL: ModelKeys = {
+  uri: "canaryModelUri",
+  name: "canaryModelName",
+  version: "canaryModelVersion",
+  sha256: "canaryModelSha256",
+  empty: "no canary",
+};
+
+/** One model's URI, name, version and digest as given, by the same rules for both sides. */
+export function readModelKeys(
+  read: ConfigReader,
+  keys: ModelKeys,
+): { uri: string; name: string; version: string; sha256: string } {
+  const example = "gs://my-bucket/model.onnx";
+  const uri = read.value(keys.uri, example) ?? "";
+  if (uri !== "" && !isModelUri(uri)) {
+    read.fail(
+      keys.uri,
+      `must be empty (${keys.empty}), identity, an absolute path inside the image, ` +
+        "an https:// URL, a gs://bucket/object, an s3://bucket/key, or a registered model " +
+        `models:/<name>@<alias> or models:/<name>/<version> (got "${redactUri(uri)}")`,
+      example,
+    );
+  }
+  const name = read.text(keys.name, NAME_WHAT, MODEL_NAME, "iris", true);
+  const version = read.text(keys.version, NAME_WHAT, MODEL_NAME, "2", true);
+  const sha256 = read.text(
+    keys.sha256,
+    "empty or the model file's SHA-256 as 64 hexadecimal characters",
+    SHA256,
+    "$(sha256sum model.onnx | cut -c1-64)",
+    true,
+  );
+  return { uri, name, version, sha256: sha256.toLowerCase() };
+}
+
+/** Reports why the pods could not read the model at `uri`, as a problem with `key` if it is the URI's. */
+export function checkReadable(
+  read: ConfigReader,
+  uriKey: ConfigKey,
+  uri: string,
+  target: string,
+  s3: S3StoreSettings,
+): void {
+  const unreadable = isModelUri(uri) ? unreadableStore(uri, target, s3) : undefined;
+  if (unreadable !== undefined) {
+    read.fail(
+      unreadable.key === "modelUri" ? uriKey : unreadable.key,
+      unreadable.problem,
+      unreadable.example,
+    );
+  }
+}
+
 /**
  * Reads modelUri and what goes with it: the model's name, version and digest, the registry a
  * `models:/` URI is resolved through, and the S3 store an `s3://` model is read from.
@@ -210,28 +281,15 @@ export function readModelSettings(
   read: ConfigReader,
   target: string,
   secretKeys: ReadonlySet<string>,
+  canaryUri: string,
 ): ModelSettings {
-  const example = "gs://my-bucket/model.onnx";
-  const modelUri = read.value("modelUri", example) ?? "";
-  if (modelUri !== "" && !isModelUri(modelUri)) {
-    read.fail(
-      "modelUri",
-      "must be empty (the built-in iris model), identity, an absolute path inside the image, " +
-        "an https:// URL, a gs://bucket/object, an s3://bucket/key, or a registered model " +
-        `models:/<name>@<alias> or models:/<name>/<version> (got "${redactUri(modelUri)}")`,
-      example,
-    );
-  }
+  const {
+    uri: modelUri,
+    name: modelName,
+    version: modelVersion,
+    sha256: modelSha256,
+  } = readModelKeys(read, STABLE_MODEL);
   const registeredModel = parseRegisteredModelUri(modelUri);
-  const modelName = read.text("modelName", NAME_WHAT, MODEL_NAME, "iris", true);
-  const modelVersion = read.text("modelVersion", NAME_WHAT, MODEL_NAME, "2", true);
-  const modelSha256 = read.text(
-    "modelSha256",
-    "empty or the model file's SHA-256 as 64 hexadecimal characters",
-    SHA256,
-    "$(sha256sum model.onnx | cut -c1-64)",
-    true,
-  );
   if (registeredModel !== undefined) {
     for (const [key, value] of [
       ["modelVersion", modelVersion],
@@ -248,11 +306,9 @@ export function readModelSettings(
   // A malformed models:/ URI is reported once, as such, not also as a stray tracking server.
   const registry = readRegistry(read, modelUri.startsWith("models:"), secretKeys);
   const s3 = readS3(read, secretKeys);
-  const unreadable = isModelUri(modelUri) ? unreadableStore(modelUri, target, s3) : undefined;
-  if (unreadable !== undefined) {
-    read.fail(unreadable.key, unreadable.problem, unreadable.example);
-  }
-  const usesS3 = modelUri.startsWith("s3://") || registeredModel !== undefined;
+  checkReadable(read, "modelUri", modelUri, target, s3);
+  const usesS3 =
+    modelUri.startsWith("s3://") || registeredModel !== undefined || canaryUri.startsWith("s3://");
   if (!usesS3) {
     const given = {
       s3Endpoint: s3.endpoint,
@@ -272,7 +328,7 @@ export function readModelSettings(
     modelUri: modelUri || undefined,
     modelName: modelName || undefined,
     modelVersion: modelVersion || undefined,
-    modelSha256: modelSha256.toLowerCase() || undefined,
+    modelSha256: modelSha256 || undefined,
     modelUriSecret: secretKeys.has(`${PROJECT}:modelUri`) || carriesCredentials(modelUri),
     registeredModel,
     registry,

@@ -22,10 +22,38 @@ export interface NetworkPolicyArgs {
   readonly s3Endpoint?: string;
 }
 
+/** DNS lookups to the cluster's DNS pods in kube-system, over UDP and TCP. */
+export const DNS_EGRESS: k8s.types.input.networking.v1.NetworkPolicyEgressRule = {
+  to: [
+    { ...namespacePeer("kube-system"), podSelector: { matchLabels: { "k8s-app": "kube-dns" } } },
+  ],
+  ports: [
+    { protocol: "UDP", port: 53 },
+    { protocol: "TCP", port: 53 },
+  ],
+};
+
 /**
- * The app's NetworkPolicies: deny everything, then admit the gateway (or, without one, any
- * source), the pods' own namespace and the configured monitoring namespace on the container port,
- * DNS to kube-system, and the model store. Declared as children of `parent`, named after `name`.
+ * Denies every pod of the namespace all traffic; the other policies then admit what each needs.
+ * Declared as a child of `parent`, named after `name`.
+ */
+export function declareDenyAll(
+  parent: pulumi.Resource,
+  name: string,
+  metadata: { namespace: pulumi.Input<string>; labels: Record<string, string> },
+): void {
+  new k8s.networking.v1.NetworkPolicy(
+    `${name}-deny-all`,
+    { metadata, spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] } },
+    { parent },
+  );
+}
+
+/**
+ * What one set of scoring pods needs beside the namespace's deny-all: the gateway (or, without
+ * one, any source), the pods' own namespace and the configured monitoring namespace on the
+ * container port, DNS to kube-system, and the model store. Declared as children of `parent`,
+ * named after `name`.
  */
 export function declareNetworkPolicies(
   parent: pulumi.Resource,
@@ -36,12 +64,6 @@ export function declareNetworkPolicies(
   const metadata = { namespace: args.namespace, labels: args.labels };
   const appPort = [{ protocol: "TCP", port: args.port }];
   const podSelector = { matchLabels: args.podLabels };
-
-  new k8s.networking.v1.NetworkPolicy(
-    `${name}-deny-all`,
-    { metadata, spec: { podSelector: {}, policyTypes: ["Ingress", "Egress"] } },
-    opts,
-  );
 
   // Without a gateway, clients come straight through the load balancer: any source.
   const from =
@@ -67,24 +89,7 @@ export function declareNetworkPolicies(
     `${name}-allow-dns`,
     {
       metadata,
-      spec: {
-        podSelector,
-        policyTypes: ["Egress"],
-        egress: [
-          {
-            to: [
-              {
-                ...namespacePeer("kube-system"),
-                podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
-              },
-            ],
-            ports: [
-              { protocol: "UDP", port: 53 },
-              { protocol: "TCP", port: 53 },
-            ],
-          },
-        ],
-      },
+      spec: { podSelector, policyTypes: ["Egress"], egress: [DNS_EGRESS] },
     },
     opts,
   );

@@ -42,6 +42,24 @@ export interface ScoringPodArgs {
   readonly spreadMinNodes?: number;
 }
 
+/** The restricted profile at the pod level: the image's non-root user, the runtime's seccomp. */
+export const POD_SECURITY_CONTEXT: k8s.types.input.core.v1.PodSecurityContext = {
+  runAsNonRoot: true,
+  runAsUser: NONROOT_ID,
+  runAsGroup: NONROOT_ID,
+  fsGroup: NONROOT_ID,
+  seccompProfile: { type: "RuntimeDefault" },
+};
+
+/** The restricted profile for a container, and a root filesystem nothing can change. */
+export const CONTAINER_SECURITY_CONTEXT: k8s.types.input.core.v1.SecurityContext = {
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ["ALL"] },
+  seccompProfile: { type: "RuntimeDefault" },
+};
+
 const probe = (path: string, periodSeconds: number, failureThreshold: number) => ({
   httpGet: { path, port: CONTAINER_PORT_NAME },
   periodSeconds,
@@ -60,13 +78,7 @@ export function scoringPodSpec(args: ScoringPodArgs): k8s.types.input.core.v1.Po
     automountServiceAccountToken: false,
     enableServiceLinks: false,
     terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: NONROOT_ID,
-      runAsGroup: NONROOT_ID,
-      fsGroup: NONROOT_ID,
-      seccompProfile: { type: "RuntimeDefault" },
-    },
+    securityContext: POD_SECURITY_CONTEXT,
     topologySpreadConstraints: [
       {
         maxSkew: 1,
@@ -101,13 +113,7 @@ export function scoringPodSpec(args: ScoringPodArgs): k8s.types.input.core.v1.Po
         // The image is distroless (no shell, no sleep binary), so an exec pause is impossible;
         // the built-in sleep handler needs Kubernetes 1.30 or later.
         lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SLEEP_SECONDS } } },
-        securityContext: {
-          runAsNonRoot: true,
-          allowPrivilegeEscalation: false,
-          readOnlyRootFilesystem: true,
-          capabilities: { drop: ["ALL"] },
-          seccompProfile: { type: "RuntimeDefault" },
-        },
+        securityContext: CONTAINER_SECURITY_CONTEXT,
         volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
       },
     ],

@@ -1,26 +1,17 @@
+import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { isPinnedImage } from "../policy/workloads";
-import { modelLoadTimeoutSeconds, startupWindowSeconds } from "./model-budget";
-import { declareNetworkPolicies } from "./network-policies";
-import {
-  CONTAINER_PORT,
-  CONTAINER_PORT_NAME,
-  SHUTDOWN_GRACE_SECONDS,
-  scoringPodSpec,
-} from "./pod-spec";
+import { redactUri } from "./model-store";
+import { declareDenyAll } from "./network-policies";
+import { checkImagePinned, declareVariant, SERVICE_PORT, type Variant } from "./variant";
 
-/** The port the Service exposes in the cluster (and on the load balancer). */
-export const SERVICE_PORT = 80;
+export { checkImagePinned, REVISION_ANNOTATION, SERVICE_PORT } from "./variant";
 
 /**
  * Name of the pods' Kubernetes ServiceAccount. Fixed rather than autonamed: a Workload Identity
  * binding has to name it before it exists.
  */
 export const SERVICE_ACCOUNT_NAME = "mlscore-scoring";
-
-/** Annotation on the Deployment (not its pods) naming the commit that last deployed it. */
-export const REVISION_ANNOTATION = "mlscore.dev/git-revision";
 
 /** Arguments of {@link ScoringApp}. */
 export interface ScoringAppArgs {
@@ -59,11 +50,6 @@ export interface ScoringAppArgs {
   /** MODEL_SHA256: the model's bytes must hash to it; default unset (not verified). */
   readonly modelSha256?: pulumi.Input<string>;
   /**
-   * The S3-compatible store an `s3://` model is read from: its region, endpoint and the pods'
-   * keys, which reach them through a Kubernetes Secret. Default unset: the model is not in S3.
-   */
-  readonly s3Store?: S3StoreArgs;
-  /**
    * Largest model the pods accept (MODEL_MAX_BYTES); sizes their /tmp, the service's load timeout
    * and the startup probe. Required.
    */
@@ -100,6 +86,31 @@ export interface ScoringAppArgs {
    * false. Every target gets the prometheus.io scrape annotations.
    */
   readonly podMonitoring?: boolean;
+  /** The S3 store an `s3://` modelUri is read from; default none. */
+  readonly s3Store?: S3StoreArgs;
+  /** A canary beside the stable pods: the same pods but for the model; default none. */
+  readonly canary?: ScoringCanaryArgs;
+}
+
+/** The canary's model; everything else it shares with the stable pods. */
+export interface ScoringCanaryArgs {
+  /**
+   * A hash of its model ({@link canaryIdentity}): names its Deployment and Service, so a new
+   * model gets new ones while the old keep their share until the route moves. Required.
+   */
+  readonly identity: string;
+  /** MODEL_URI of the canary. Required. */
+  readonly modelUri: pulumi.Input<string>;
+  /** Whether modelUri holds a credential, as for the stable model; default false. */
+  readonly modelUriSecret?: boolean;
+  /** MODEL_NAME: the canary answers under it. Required. */
+  readonly modelName: pulumi.Input<string>;
+  /** MODEL_VERSION: tells the canary from the stable model. Required. */
+  readonly modelVersion: pulumi.Input<string>;
+  /** MODEL_SHA256; default unset (not verified). */
+  readonly modelSha256?: pulumi.Input<string>;
+  /** The S3 store an `s3://` canary is read from; default none. */
+  readonly s3Store?: S3StoreArgs;
 }
 
 /** Where the pods read an `s3://` model, and with which keys. */
@@ -114,23 +125,32 @@ export interface S3StoreArgs {
 }
 
 /**
- * Throws unless `image` is pinned by digest: a tag can move under a running Deployment, so
- * nodes could run something other than what was built and a rollout would not be triggered.
+ * A canary model's identity: 10 hex digits of a hash of what it serves (its URI without query
+ * string or user info, so a re-signed URL is the same model, its digest, name and version).
  */
-export function checkImagePinned(image: string): string {
-  if (!isPinnedImage(image)) {
-    throw new Error(
-      `ScoringApp image must be pinned by digest (repo@sha256:<64 hex>), got "${image}"`,
-    );
-  }
-  return image;
+export function canaryIdentity(model: {
+  readonly uri: string;
+  readonly sha256?: string;
+  readonly name: string;
+  readonly version: string;
+}): string {
+  const parts = [redactUri(model.uri), model.sha256 ?? "", model.name, model.version];
+  return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 10);
+}
+
+/**
+ * Pods a canary keeps at least: two, so a node drain never leaves its share without a pod, or
+ * one when the stable pods are allowed one. It autoscales up to the stable pods' ceiling.
+ */
+export function canaryMinReplicas(stableMinReplicas: number): number {
+  return Math.min(2, stableMinReplicas);
 }
 
 /**
  * The scoring service on Kubernetes: its namespace (Pod Security "restricted"), a ServiceAccount
- * for its pods (bound to a Google service account when given one), a Deployment that rolls out
- * without downtime, a Service, a CPU autoscaler, a disruption budget and network
- * policies that deny everything the service does not need.
+ * for its pods (bound to a Google service account when given one), a namespace-wide deny-all
+ * policy, and the stable pods with their Service, autoscaler, disruption budget and policies
+ * (see {@link declareVariant}); with a canary, a second such set serving the canary's model.
  */
 export class ScoringApp extends pulumi.ComponentResource {
   /** Name of the namespace the app runs in. */
@@ -149,6 +169,8 @@ export class ScoringApp extends pulumi.ComponentResource {
   readonly service: k8s.core.v1.Service;
   /** Name of the Kubernetes ServiceAccount the pods run as. */
   readonly serviceAccountName: pulumi.Output<string>;
+  /** The canary's pods, Service and labels; undefined without a canary. */
+  readonly canary?: Variant;
 
   constructor(name: string, args: ScoringAppArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:ScoringApp", name, {}, opts);
@@ -157,12 +179,9 @@ export class ScoringApp extends pulumi.ComponentResource {
       checkImagePinned(args.image);
     }
 
-    const appLabels = {
+    const labels = {
       "app.kubernetes.io/name": "mlscore-scoring",
       "app.kubernetes.io/instance": name,
-    };
-    const labels = {
-      ...appLabels,
       "app.kubernetes.io/component": "scoring",
       "app.kubernetes.io/part-of": "mlscore",
       "app.kubernetes.io/managed-by": "pulumi",
@@ -207,146 +226,40 @@ export class ScoringApp extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    // A rollout replaces pods one at a time; allow two model loads before calling it stuck.
-    const rolloutMinutes = Math.max(
-      5,
-      Math.ceil((2 * startupWindowSeconds(args.modelMaxBytes)) / 60) + 1,
-    );
+    declareDenyAll(this, name, { namespace: ns, labels });
 
-    this.deployment = new k8s.apps.v1.Deployment(
-      `${name}-deployment`,
-      {
-        metadata: {
-          namespace: ns,
-          labels,
-          // On the Deployment, not its pods: a new commit with the same image rolls nothing.
-          annotations:
-            args.revision === undefined ? undefined : { [REVISION_ANNOTATION]: args.revision },
-        },
-        spec: {
-          replicas: args.replicas,
-          selector: { matchLabels: appLabels },
-          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-          template: {
-            metadata: {
-              labels,
-              annotations: {
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": String(CONTAINER_PORT),
-                "prometheus.io/path": "/metrics",
-              },
-            },
-            spec: scoringPodSpec({
-              image: pulumi.output(args.image).apply(checkImagePinned),
-              serviceAccountName: serviceAccount.metadata.name,
-              podLabels: appLabels,
-              env: this.serviceEnv(name, ns, labels, args),
-              cpuRequest: args.cpuRequest,
-              cpuLimit: args.cpuLimit,
-              memoryRequest: args.memoryRequest,
-              memoryLimit: args.memoryLimit,
-              modelMaxBytes: args.modelMaxBytes,
-              spreadMinNodes: args.spreadMinNodes,
-            }),
-          },
-        },
-      },
-      {
-        parent: this,
-        // A crash-looping pod should fail `up` in minutes, not the default ten.
-        customTimeouts: {
-          create: `${rolloutMinutes}m`,
-          update: `${rolloutMinutes}m`,
-          delete: "2m",
-        },
-        // The autoscaler owns the replica count once the Deployment exists.
-        ignoreChanges: ["spec.replicas"],
-      },
-    );
-
-    this.service = new k8s.core.v1.Service(
-      `${name}-service`,
-      {
-        metadata: { namespace: ns, labels },
-        spec: {
-          type: args.serviceType,
-          loadBalancerSourceRanges: args.loadBalancerSourceRanges,
-          selector: appLabels,
-          ports: [
-            { name: "http", port: SERVICE_PORT, targetPort: CONTAINER_PORT_NAME, protocol: "TCP" },
-          ],
-        },
-      },
-      { parent: this, customTimeouts: { create: "5m", update: "5m" } },
-    );
-
-    new k8s.autoscaling.v2.HorizontalPodAutoscaler(
-      `${name}-autoscaler`,
-      {
-        metadata: { namespace: ns, labels },
-        spec: {
-          scaleTargetRef: {
-            apiVersion: "apps/v1",
-            kind: "Deployment",
-            name: this.deployment.metadata.name,
-          },
-          minReplicas: args.minReplicas,
-          maxReplicas: args.maxReplicas,
-          metrics: [
-            {
-              type: "Resource",
-              resource: {
-                name: "cpu",
-                target: { type: "Utilization", averageUtilization: args.targetCpuUtilization },
-              },
-            },
-          ],
-        },
-      },
-      { parent: this },
-    );
-
-    // maxUnavailable rather than minAvailable: with one replica, minAvailable 1 would block
-    // every node drain forever.
-    new k8s.policy.v1.PodDisruptionBudget(
-      `${name}-disruption-budget`,
-      {
-        metadata: { namespace: ns, labels },
-        spec: { maxUnavailable: 1, selector: { matchLabels: appLabels } },
-      },
-      { parent: this },
-    );
-
-    if (args.podMonitoring) {
-      new k8s.apiextensions.CustomResource(
-        `${name}-pod-monitoring`,
-        {
-          apiVersion: "monitoring.googleapis.com/v1",
-          kind: "PodMonitoring",
-          metadata: { namespace: ns, labels },
-          spec: {
-            selector: { matchLabels: appLabels },
-            endpoints: [{ port: CONTAINER_PORT_NAME, path: "/metrics", interval: "30s" }],
-          },
-        },
-        { parent: this },
-      );
+    const { canary, ...shared } = args;
+    const pods = {
+      ...shared,
+      namespace: ns,
+      serviceAccountName: serviceAccount.metadata.name,
+      labels,
+    };
+    const stable = declareVariant(this, name, pods);
+    if (canary !== undefined) {
+      const minReplicas = pulumi.output(args.minReplicas).apply(canaryMinReplicas);
+      // Every model field named, so none of the stable model's (its digest) reaches the canary.
+      this.canary = declareVariant(this, `${name}-canary`, {
+        ...pods,
+        identity: canary.identity,
+        modelUri: canary.modelUri,
+        modelUriSecret: canary.modelUriSecret,
+        modelName: canary.modelName,
+        modelVersion: canary.modelVersion,
+        modelSha256: canary.modelSha256,
+        s3Store: canary.s3Store,
+        replicas: minReplicas,
+        minReplicas,
+        spreadMinNodes:
+          args.spreadMinNodes === undefined ? undefined : canaryMinReplicas(args.spreadMinNodes),
+      });
     }
 
-    declareNetworkPolicies(this, name, {
-      namespace: ns,
-      podLabels: appLabels,
-      labels,
-      port: CONTAINER_PORT,
-      gatewayNamespace: args.ingressFromNamespace,
-      monitoringNamespace: args.monitoringNamespace,
-      modelUri: args.modelUri,
-      s3Endpoint: args.s3Store?.endpoint,
-    });
-
+    this.deployment = stable.deployment;
+    this.service = stable.service;
     this.namespace = ns;
     this.serviceName = this.service.metadata.name;
-    this.serviceHost = pulumi.interpolate`${this.service.metadata.name}.${this.service.metadata.namespace}.svc.cluster.local`;
+    this.serviceHost = stable.serviceHost;
     this.servicePort = pulumi.output(SERVICE_PORT);
     this.serviceAccountName = serviceAccount.metadata.name;
     this.endpoint = pulumi.all([args.serviceType, this.service.status]).apply(([type, status]) => {
@@ -364,71 +277,7 @@ export class ScoringApp extends pulumi.ComponentResource {
       servicePort: this.servicePort,
       endpoint: this.endpoint,
       serviceAccountName: this.serviceAccountName,
+      canaryServiceHost: this.canary?.serviceHost,
     });
-  }
-
-  /**
-   * The service's environment. MODEL_URI comes from a Secret: it may carry a credential, and a
-   * Secret keeps it out of the Deployment. Pulumi replaces an autonamed Secret whose data changes,
-   * so a new URI renames the reference and rolls the pods like any other change here.
-   */
-  private serviceEnv(
-    name: string,
-    ns: pulumi.Output<string>,
-    labels: Record<string, string>,
-    args: ScoringAppArgs,
-  ): k8s.types.input.core.v1.EnvVar[] {
-    const env: k8s.types.input.core.v1.EnvVar[] = [
-      { name: "PORT", value: String(CONTAINER_PORT) },
-      { name: "SHUTDOWN_GRACE_SECONDS", value: String(SHUTDOWN_GRACE_SECONDS) },
-      { name: "MODEL_MAX_BYTES", value: String(args.modelMaxBytes) },
-      {
-        name: "MODEL_LOAD_TIMEOUT_SECONDS",
-        value: String(modelLoadTimeoutSeconds(args.modelMaxBytes)),
-      },
-    ];
-    if (args.modelUri !== undefined && args.modelUriSecret) {
-      // Autonamed: a new URI makes a new Secret, so the pods' reference changes and they roll.
-      const source = new k8s.core.v1.Secret(
-        `${name}-model-source`,
-        { metadata: { namespace: ns, labels }, stringData: { MODEL_URI: args.modelUri } },
-        { parent: this },
-      );
-      env.push({
-        name: "MODEL_URI",
-        valueFrom: { secretKeyRef: { name: source.metadata.name, key: "MODEL_URI" } },
-      });
-    }
-    if (args.s3Store !== undefined) {
-      // Autonamed like the model source: new keys make a new Secret, and the pods roll.
-      const keys = new k8s.core.v1.Secret(
-        `${name}-model-store-keys`,
-        {
-          metadata: { namespace: ns, labels },
-          stringData: {
-            AWS_ACCESS_KEY_ID: args.s3Store.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: args.s3Store.secretAccessKey,
-          },
-        },
-        { parent: this },
-      );
-      for (const key of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]) {
-        env.push({ name: key, valueFrom: { secretKeyRef: { name: keys.metadata.name, key } } });
-      }
-    }
-    const plain = {
-      MODEL_URI: args.modelUriSecret ? undefined : args.modelUri,
-      MODEL_NAME: args.modelName,
-      MODEL_VERSION: args.modelVersion,
-      MODEL_SHA256: args.modelSha256,
-      AWS_REGION: args.s3Store?.region,
-      AWS_ENDPOINT_URL_S3: args.s3Store?.endpoint,
-    };
-    for (const [key, value] of Object.entries(plain)) {
-      if (value !== undefined) {
-        env.push({ name: key, value });
-      }
-    }
-    return env;
   }
 }

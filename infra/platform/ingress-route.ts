@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { INGRESS_GATEWAY_SELECTOR } from "./istio";
+import { VARIANT_HEADER, type Variant } from "./variant-header";
 
 /**
  * The only paths the gateway routes: predictions and model metadata of every protocol. The rest
@@ -51,13 +52,39 @@ export interface IngressRouteArgs {
    * with it and redirects HTTP there. Default unset: HTTP on 80 only.
    */
   readonly tlsSecretName?: pulumi.Input<string>;
+  /** A canary beside the Service, sharing the traffic; default none: all goes to the Service. */
+  readonly canary?: IngressCanaryArgs;
+}
+
+/** The canary's side of the route. */
+export interface IngressCanaryArgs {
+  /** Cluster DNS name of the canary's Service (on the same port). Required. */
+  readonly serviceHost: pulumi.Input<string>;
+  /** Percent (0-100) of the requests without a variant header it gets. Required. */
+  readonly weight: pulumi.Input<number>;
+  /** Most canary pods there can be, which sizes its connection pool. Required. */
+  readonly maxPods: pulumi.Input<number>;
+  /**
+   * The canary's gate: the route names the canary only once it has completed, so a canary that
+   * fails it gets no traffic and the route keeps what it had. Required.
+   */
+  readonly gate: pulumi.Resource;
+}
+
+/** The route's matches: every public path, with the variant header when one is given. */
+function publicMatches(variant?: Variant) {
+  return PUBLIC_ROUTES.map((uri) =>
+    variant === undefined ? { uri } : { uri, headers: { [VARIANT_HEADER]: { exact: variant } } },
+  );
 }
 
 /**
  * The app behind the Istio ingress gateway: a Gateway (HTTP on 80, or HTTPS on 443 with a redirect
  * from 80), a VirtualService that routes only {@link PUBLIC_ROUTES} and retries only what never
- * reached a pod, and a DestinationRule that bounds the connections to the pods and ejects failing
- * ones. Istio's CRDs must exist first: pass the {@link Istio} component's `crds` in `dependsOn`.
+ * reached a pod, and a DestinationRule per Service that bounds the connections to the pods and
+ * ejects failing ones. With a canary, the route shares the traffic by weight once the canary's
+ * gate has passed, and a {@link VARIANT_HEADER} header pins a request to one side. Istio's CRDs
+ * must exist first: pass the {@link Istio} component's `crds` in `dependsOn`.
  */
 export class IngressRoute extends pulumi.ComponentResource {
   /** Name of the Gateway. */
@@ -97,44 +124,104 @@ export class IngressRoute extends pulumi.ComponentResource {
     );
 
     const port = { number: args.servicePort ?? 80 };
+    const to = (host: pulumi.Input<string>, weight?: pulumi.Input<number>) => ({
+      destination: { host, port },
+      ...(weight === undefined ? {} : { weight }),
+    });
+    const route = (
+      routeName: string,
+      match: ReturnType<typeof publicMatches>,
+      destinations: object[],
+    ) => ({
+      name: routeName,
+      match,
+      route: destinations,
+      timeout: args.timeout ?? "30s",
+      // Only failures where the request never reached a pod: a refused or failed
+      // connection, a refused stream, a reset before the request went out. A reset or
+      // timeout after that would run the prediction again while the first still computes.
+      retries: { attempts: 2, retryOn: "connect-failure,refused-stream,reset-before-request" },
+    });
+
+    const stableRule = this.destinationRule(
+      `${name}-destination-rule`,
+      args.namespace,
+      args.serviceHost,
+      args.maxPods,
+    );
+    const canary = args.canary;
+    // With a canary, a pinned request goes to its side; the rest are shared by weight.
+    const http =
+      canary === undefined
+        ? [route("scoring", publicMatches(), [to(args.serviceHost)])]
+        : [
+            route("canary", publicMatches("canary"), [to(canary.serviceHost)]),
+            route("stable", publicMatches("stable"), [to(args.serviceHost)]),
+            route("scoring", publicMatches(), [
+              to(
+                args.serviceHost,
+                pulumi.output(canary.weight).apply((w) => 100 - w),
+              ),
+              to(canary.serviceHost, canary.weight),
+            ]),
+          ];
+    const canaryRule =
+      canary === undefined
+        ? []
+        : [
+            // After the gate too: it names the canary's host, which the old canary's traffic
+            // still goes to until the route moves.
+            this.destinationRule(
+              `${name}-canary-destination-rule`,
+              args.namespace,
+              canary.serviceHost,
+              canary.maxPods,
+              [canary.gate],
+            ),
+          ];
+
     const virtualService = new k8s.apiextensions.CustomResource(
       `${name}-virtual-service`,
       {
         apiVersion: "networking.istio.io/v1",
         kind: "VirtualService",
         metadata: { namespace: args.namespace },
-        spec: {
-          hosts: ["*"],
-          gateways: [gateway.metadata.name],
-          http: [
-            {
-              name: "scoring",
-              match: PUBLIC_ROUTES.map((uri) => ({ uri })),
-              route: [{ destination: { host: args.serviceHost, port } }],
-              timeout: args.timeout ?? "30s",
-              // Only failures where the request never reached a pod: a refused or failed
-              // connection, a refused stream, a reset before the request went out. A reset or
-              // timeout after that would run the prediction again while the first still computes.
-              retries: {
-                attempts: 2,
-                retryOn: "connect-failure,refused-stream,reset-before-request",
-              },
-            },
-          ],
-        },
+        spec: { hosts: ["*"], gateways: [gateway.metadata.name], http },
       },
-      { parent: this, dependsOn: [gateway] },
+      {
+        parent: this,
+        // A host without its rule would get Istio's unlimited defaults until the rule lands.
+        dependsOn: [gateway, stableRule, ...canaryRule, ...(canary ? [canary.gate] : [])],
+      },
     );
 
-    const inFlight = pulumi.output(args.maxPods ?? 1).apply((pods) => pods * IN_FLIGHT_PER_POD);
-    new k8s.apiextensions.CustomResource(
-      `${name}-destination-rule`,
+    this.gatewayName = gateway.metadata.name;
+    this.virtualServiceName = virtualService.metadata.name;
+    this.registerOutputs({
+      gatewayName: this.gatewayName,
+      virtualServiceName: this.virtualServiceName,
+    });
+  }
+
+  /**
+   * Bounds the connections to one Service's pods, sheds the excess and ejects failing pods.
+   */
+  private destinationRule(
+    resourceName: string,
+    namespace: pulumi.Input<string>,
+    host: pulumi.Input<string>,
+    maxPods: pulumi.Input<number> | undefined,
+    dependsOn: pulumi.Resource[] = [],
+  ): k8s.apiextensions.CustomResource {
+    const inFlight = pulumi.output(maxPods ?? 1).apply((pods) => pods * IN_FLIGHT_PER_POD);
+    return new k8s.apiextensions.CustomResource(
+      resourceName,
       {
         apiVersion: "networking.istio.io/v1",
         kind: "DestinationRule",
-        metadata: { namespace: args.namespace },
+        metadata: { namespace },
         spec: {
-          host: args.serviceHost,
+          host,
           trafficPolicy: {
             connectionPool: {
               tcp: { maxConnections: inFlight, connectTimeout: "2s" },
@@ -155,14 +242,7 @@ export class IngressRoute extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this },
+      { parent: this, dependsOn },
     );
-
-    this.gatewayName = gateway.metadata.name;
-    this.virtualServiceName = virtualService.metadata.name;
-    this.registerOutputs({
-      gatewayName: this.gatewayName,
-      virtualServiceName: this.virtualServiceName,
-    });
   }
 }

@@ -22,6 +22,8 @@ export const INGRESS_GATEWAY_SELECTOR: Readonly<Record<string, string>> = {
 };
 /** Helm release name of the gateway; the chart names its Deployment after it, and so does the Service. */
 export const INGRESS_GATEWAY_NAME = "istio-ingressgateway";
+/** Namespace of the ingress gateway the stack installs. */
+export const ISTIO_GATEWAY_NAMESPACE = "istio-ingress";
 /** Replicas of istiod and of the gateway: a node drain then moves one while the other serves. */
 export const MESH_REPLICAS = 2;
 
@@ -50,7 +52,7 @@ export interface IstioArgs {
   readonly version?: pulumi.Input<string>;
   /** Namespace for the control plane (base and istiod); default "istio-system". */
   readonly systemNamespace?: pulumi.Input<string>;
-  /** Namespace for the ingress gateway; default "istio-ingress". */
+  /** Namespace for the ingress gateway; default {@link ISTIO_GATEWAY_NAMESPACE}. */
   readonly gatewayNamespace?: pulumi.Input<string>;
   /** IPv4 CIDRs the gateway's load balancer admits; default empty, any source. */
   readonly loadBalancerSourceRanges?: pulumi.Input<pulumi.Input<string>[]>;
@@ -96,7 +98,7 @@ export class Istio extends pulumi.ComponentResource {
       `${name}-gateway-namespace`,
       {
         metadata: {
-          name: args.gatewayNamespace ?? "istio-ingress",
+          name: args.gatewayNamespace ?? ISTIO_GATEWAY_NAMESPACE,
           labels: { "app.kubernetes.io/part-of": "mlscore" },
         },
       },

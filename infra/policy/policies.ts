@@ -14,6 +14,7 @@ import {
   writableRootViolations,
   type PodSpec,
 } from "./workloads";
+import { weightedRoutesGated } from "./routes";
 
 /** Config of {@link loadBalancersWhereAllowed}, from the stack's policy config file. */
 export interface LoadBalancerConfig {
@@ -98,11 +99,13 @@ export const podReadOnlyRootFilesystem = podPolicy(
 /**
  * Mandatory: without probes a rolling update sends traffic to pods that are not ready and
  * never restarts hung ones; without requests and limits the autoscaler (which scales on the
- * CPU request) and the scheduler cannot work. Both break the zero-downtime promise.
+ * CPU request) and the scheduler cannot work. Both break the zero-downtime promise. A pod that
+ * runs to completion (a Job's, such as the canary gate) needs no probes, only resources.
  */
 export const podProbesAndResources = podPolicy(
   "pod-probes-and-resources",
-  "Every container declares readiness and liveness probes, and CPU and memory requests and limits.",
+  "Every container declares CPU and memory requests and limits, and, in pods that serve until " +
+    "stopped (restartPolicy Always), readiness and liveness probes.",
   "mandatory",
   operabilityViolations,
 );
@@ -297,6 +300,8 @@ export const kubeconfigWithoutStaticCredentials: ResourceValidationPolicy = {
   },
 };
 
+export { weightedRoutesGated } from "./routes";
+
 /** Every policy of the pack, in the order the engine runs them. */
 export const policies: Array<ResourceValidationPolicy | StackValidationPolicy> = [
   podSecurityRestricted,
@@ -305,6 +310,7 @@ export const policies: Array<ResourceValidationPolicy | StackValidationPolicy> =
   imagesPinnedByDigest,
   loadBalancersWhereAllowed,
   singlePublicEntryPoint,
+  weightedRoutesGated,
   gkeClusterHardened,
   gkeNodesDedicatedServiceAccount,
   gkeDeletionProtectionOff,

@@ -31,6 +31,8 @@ export interface Container {
 
 /** The parts of a pod spec the policies read. */
 export interface PodSpec {
+  /** Always (the default) for pods that serve until stopped; Never or OnFailure run to completion. */
+  readonly restartPolicy?: string;
   readonly hostNetwork?: boolean;
   readonly hostPID?: boolean;
   readonly hostIPC?: boolean;
@@ -151,13 +153,19 @@ export function restrictedViolations(pod: PodSpec): string[] {
   return problems;
 }
 
-/** Ways a pod lacks readiness/liveness probes or CPU and memory requests and limits. */
+/**
+ * Ways a pod lacks readiness/liveness probes or CPU and memory requests and limits. Probes are
+ * for pods that serve until stopped: a pod that runs to completion (a Job's, restartPolicy Never
+ * or OnFailure) takes no traffic and ends by itself, so it needs resources only. (A Deployment's
+ * pods cannot escape this way: the API server accepts only Always there.)
+ */
 export function operabilityViolations(pod: PodSpec): string[] {
   const problems: string[] = [];
   if ((pod.containers ?? []).length === 0) {
     problems.push("pod: declares no containers");
   }
-  for (const container of pod.containers ?? []) {
+  const serves = (pod.restartPolicy ?? "Always") === "Always";
+  for (const container of serves ? (pod.containers ?? []) : []) {
     const at = where(container);
     if (!container.readinessProbe) {
       problems.push(`${at}: no readinessProbe; traffic would reach it before it is ready`);

@@ -46,6 +46,9 @@ export class ConfigError extends Error {
 /** The built-in iris classifier, next to the compiled code (`dist/`) in the package and image. */
 export const BUILTIN_MODEL_URI = path.resolve(__dirname, "..", "models", "iris.onnx");
 
+/** The version a model is served under when MODEL_VERSION is unset. */
+export const DEFAULT_MODEL_VERSION = "1";
+
 const MiB = 1024 * 1024;
 const DEFAULT_MODEL_MAX_BYTES = 512 * MiB;
 
@@ -167,7 +170,7 @@ export function readConfig(env: Env): ServiceConfig {
       `MODEL_NAME must be 1-64 letters, digits, "_", "." or "-", starting with a letter or digit (got "${modelName}")`,
     );
   }
-  const modelVersion = env.MODEL_VERSION || "1";
+  const modelVersion = env.MODEL_VERSION || DEFAULT_MODEL_VERSION;
   if (!MODEL_NAME.test(modelVersion)) {
     throw new ConfigError(
       `MODEL_VERSION must be 1-64 letters, digits, "_", "." or "-" (got "${modelVersion}")`,

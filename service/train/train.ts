@@ -1,6 +1,7 @@
 /**
  * Trains the built-in iris classifier and exports it to `models/iris.onnx` (plus `iris.json`
- * with its labels and scores). Run with `npm run train`. Everything is seeded, so a re-run
+ * with its labels and scores, and `iris.golden.json` with its held-out rows and the answers the
+ * canary gate expects for them). Run with `npm run train`. Everything is seeded, so a re-run
  * writes the same bytes and the committed artifacts can be checked against this script.
  *
  * The export has the graph skl2onnx writes for a scikit-learn
@@ -43,6 +44,11 @@ export interface IrisMetadata {
 export interface TrainedIris {
   readonly onnx: Uint8Array;
   readonly metadata: IrisMetadata;
+  /**
+   * `iris.golden.json`: the held-out rows as an Open Inference Protocol v2 request, with this
+   * training's own float64 answers, for the canary gate (see service/src/gate/golden.ts).
+   */
+  readonly golden: unknown;
 }
 
 /** A labelled row: four measurements and a class index. */
@@ -153,6 +159,47 @@ function fitSoftmaxRegression(
   return { weights, bias };
 }
 
+/** The held-out rows as one golden request, answered by the fitted model itself in float64. */
+function goldenRequests(
+  rows: readonly (readonly number[])[],
+  predict: (x: readonly number[]) => number[],
+) {
+  const probabilities = rows.map(predict);
+  return {
+    requests: [
+      {
+        name: `held-out rows (${rows.length})`,
+        request: {
+          inputs: [
+            {
+              name: "input",
+              datatype: "FP32",
+              shape: [rows.length, FEATURE_NAMES.length],
+              data: rows.flat(),
+            },
+          ],
+        },
+        expected: {
+          outputs: [
+            {
+              name: "label",
+              datatype: "INT64",
+              shape: [rows.length],
+              data: probabilities.map(argmax),
+            },
+            {
+              name: "probabilities",
+              datatype: "FP32",
+              shape: [rows.length, CLASS_NAMES.length],
+              data: probabilities.flat(),
+            },
+          ],
+        },
+      },
+    ],
+  };
+}
+
 function accuracy(model: LinearModel, samples: readonly Sample[]): number {
   const right = samples.filter(({ x, y }) => argmax(scores(model, x)) === y).length;
   return right / samples.length;
@@ -233,6 +280,10 @@ export function trainIris(options: TrainingOptions = {}): TrainedIris {
       testAccuracy: accuracy(model, test.map(standardise)),
       seed,
     },
+    golden: goldenRequests(
+      test.map((sample) => sample.x),
+      (x) => softmax(scores(model, standardise({ x, y: -1 }).x)),
+    ),
   };
 }
 
@@ -240,13 +291,16 @@ export function trainIris(options: TrainingOptions = {}): TrainedIris {
 export const MODELS_DIR = path.resolve(__dirname, "..", "models");
 
 function main(): void {
-  const { onnx, metadata } = trainIris();
+  const { onnx, metadata, golden } = trainIris();
   writeFileSync(path.join(MODELS_DIR, "iris.onnx"), onnx);
   writeFileSync(path.join(MODELS_DIR, "iris.json"), `${JSON.stringify(metadata, null, 2)}\n`);
+  writeFileSync(path.join(MODELS_DIR, "iris.golden.json"), `${JSON.stringify(golden, null, 2)}\n`);
   const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
   console.log(`train accuracy ${percent(metadata.trainAccuracy)} (${metadata.trainSize} rows)`);
   console.log(`held-out accuracy ${percent(metadata.testAccuracy)} (${metadata.testSize} rows)`);
-  console.log(`wrote ${path.join(MODELS_DIR, "iris.onnx")} (${onnx.length} bytes) and iris.json`);
+  console.log(
+    `wrote ${path.join(MODELS_DIR, "iris.onnx")} (${onnx.length} bytes), iris.json and iris.golden.json`,
+  );
 }
 
 if (require.main === module) main();

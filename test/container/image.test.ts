@@ -319,6 +319,42 @@ describeWithDocker("service image", () => {
       expect(again.status).toBe(200);
     });
 
+    it("node dist/gate.js: the canary gate, locked down as its Job runs it: passes this model", async () => {
+      const address = await dockerOk([
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        container.id,
+      ]);
+      const golden = path.join(REPO_ROOT, "service", "models", "iris.golden.json");
+      const gate = await docker([
+        "run",
+        "--rm",
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--volume",
+        `${golden}:/etc/mlscore/golden/golden.json:ro`,
+        "-e",
+        `GATE_URL=http://${address}:8080`,
+        "-e",
+        "GATE_MODEL_NAME=iris",
+        "-e",
+        "GATE_MODEL_VERSION=1",
+        "-e",
+        "GATE_GOLDEN_FILE=/etc/mlscore/golden/golden.json",
+        IMAGE,
+        "dist/gate.js",
+      ]);
+      expect({ code: gate.code, stderr: gate.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(gate.stdout).toBe(
+        "PASS held-out rows (30)\n" +
+          `gate passed: model "iris" version "1" at http://${address}:8080 answered 1 golden request as expected\n`,
+      );
+    });
+
     it("process: seen from the host: runs as uid 65532, never root", async () => {
       // docker top needs the pid column to map ps output to the container.
       const uids = (await dockerOk(["top", container.id, "-o", "pid,uid"]))

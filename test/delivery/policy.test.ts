@@ -22,6 +22,7 @@ import {
   podSecurityRestricted,
   policies,
   singlePublicEntryPoint,
+  weightedRoutesGated,
 } from "../../infra/policy/policies";
 import { podPolicyViolations, type PodSpec } from "../../infra/policy/workloads";
 import {
@@ -36,6 +37,12 @@ import {
 const POLICY_DIR = path.join(REPO_ROOT, "infra", "policy");
 const STACKS = ["dev", "gke"] as const;
 type Stack = (typeof STACKS)[number];
+/** A canary of the built-in model at version 2, as a stack's config adds it. */
+const CANARY = {
+  canaryModelUri: "https://models.example.com/iris/v2.onnx",
+  canaryModelVersion: "2",
+  canaryGoldenRequests: "service/models/iris.golden.json",
+};
 
 /** A policy config file as `pulumi preview --policy-pack-config` reads it. */
 type PolicyConfigFile = Record<string, Record<string, unknown>>;
@@ -217,17 +224,30 @@ const gkeMocks: MockOverrides = {
 };
 
 const runs = new Map<Stack, RecordedRun>();
+/** The same stacks, each with a canary. */
+const canaryRuns = new Map<Stack, RecordedRun>();
 
 beforeAll(async () => {
-  runs.set("dev", await recordResources(program, { stack: "dev", config: readStackConfig("dev") }));
-  runs.set(
-    "gke",
-    await recordResources(program, {
-      stack: "gke",
-      config: { ...readStackConfig("gke"), "gcp:project": GKE_PROJECT },
-      mocks: gkeMocks,
-    }),
-  );
+  for (const [target, extra] of [
+    [runs, {}],
+    [canaryRuns, CANARY],
+  ] as const) {
+    target.set(
+      "dev",
+      await recordResources(program, {
+        stack: "dev",
+        config: { ...readStackConfig("dev"), ...extra },
+      }),
+    );
+    target.set(
+      "gke",
+      await recordResources(program, {
+        stack: "gke",
+        config: { ...readStackConfig("gke"), "gcp:project": GKE_PROJECT, ...extra },
+        mocks: gkeMocks,
+      }),
+    );
+  }
 }, 120_000);
 
 /** Resources the engine analyzes before creating them: declared custom resources, with inputs. */
@@ -298,9 +318,18 @@ describe("the policy pack's shape", () => {
   });
 });
 
-describe.each(STACKS)("the %s stack as the program declares it", (stack) => {
+describe.each(
+  STACKS.flatMap(
+    (stack) =>
+      [
+        [stack, runs],
+        [`${stack} + canary`, canaryRuns],
+      ] as const,
+  ),
+)("the %s stack as the program declares it", (name, stacks) => {
+  const stack = name.split(" ")[0] as Stack;
   it("passes every resource policy on every resource the engine would analyze", async () => {
-    const run = runs.get(stack) as RecordedRun;
+    const run = stacks.get(stack) as RecordedRun;
     const failures: string[] = [];
     let applied = 0;
     for (const resource of analyzed(run)) {
@@ -318,7 +347,7 @@ describe.each(STACKS)("the %s stack as the program declares it", (stack) => {
   });
 
   it("passes every stack policy on the resources' outputs", async () => {
-    const run = runs.get(stack) as RecordedRun;
+    const run = stacks.get(stack) as RecordedRun;
     for (const policy of stackPolicies) {
       expect(await validateStack(policy, asStack(run))).toEqual([]);
     }
@@ -650,6 +679,74 @@ describe("policies against deliberately broken resources", () => {
         applicable: false,
       });
     }
+  });
+});
+
+describe("the canary's route and gate under the policies", () => {
+  const run = () => canaryRuns.get("dev") as RecordedRun;
+  const routeName = "ingress-virtual-service";
+
+  it("applies the pod policies to the gate's Job, which needs resources but no probes", async () => {
+    const job = one(run(), "kubernetes:batch/v1:Job", "canary-gate-job");
+    for (const policy of podPolicies) {
+      expect([policy.name, await validate(policy, asAnalyzed(job))]).toEqual([
+        policy.name,
+        { applicable: true, violations: [] },
+      ]);
+    }
+    const greedy = broken(job, (p) => delete p.spec.template.spec.containers[0].resources.limits);
+    expect(await validate(podProbesAndResources, greedy)).toEqual({
+      applicable: true,
+      violations: [
+        'canary-gate-job: container "gate": no cpu limit',
+        'canary-gate-job: container "gate": no memory limit',
+      ],
+    });
+  });
+
+  it("still asks probes of a pod that serves until stopped", async () => {
+    const job = one(run(), "kubernetes:batch/v1:Job", "canary-gate-job");
+    const serving = broken(job, (p) => (p.spec.template.spec.restartPolicy = "Always"));
+    expect(await validate(podProbesAndResources, serving)).toEqual({
+      applicable: true,
+      violations: [
+        'canary-gate-job: container "gate": no readinessProbe; traffic would reach it before it is ready',
+        'canary-gate-job: container "gate": no livenessProbe; a hung process would never be restarted',
+      ],
+    });
+  });
+
+  it("finds the weighted route waiting for the gate, with weights that add up to 100", async () => {
+    expect(await validateStack(weightedRoutesGated, asStack(run()))).toEqual([]);
+  });
+
+  it("rejects a weighted route that waits for no Job", async () => {
+    const resources = asStack(run()).map((r) =>
+      r.name === routeName
+        ? { ...r, dependencies: r.dependencies.filter((d) => d.type !== "kubernetes:batch/v1:Job") }
+        : r,
+    );
+    expect(await validateStack(weightedRoutesGated, resources)).toEqual([
+      `${routeName} shares traffic between destinations but waits for no Job; make it depend on ` +
+        "the canary's golden-request gate, so a model that fails it gets no traffic",
+    ]);
+  });
+
+  it("rejects weights that do not add up to 100", async () => {
+    const resources = asStack(run(), (name, props) => {
+      if (name === routeName) {
+        props.spec.http[2].route[1].weight = 20;
+      }
+    });
+    expect(await validateStack(weightedRoutesGated, resources)).toEqual([
+      `${routeName}: route "scoring" shares traffic by weights 90 + 20 = 110; they must add up to 100`,
+    ]);
+  });
+
+  it("has nothing to say about a route to one Service", async () => {
+    expect(
+      await validateStack(weightedRoutesGated, asStack(runs.get("dev") as RecordedRun)),
+    ).toEqual([]);
   });
 });
 

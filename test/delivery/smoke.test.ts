@@ -1,9 +1,10 @@
 import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { VARIANT_HEADER } from "../../infra/platform/variant-header";
 import { parseArgs } from "../smoke/smoke";
 import { REPO_ROOT } from "../infra/harness";
 import { startService, type ServiceProcess } from "../service/support/service-process";
@@ -244,6 +245,128 @@ describe("smoke test against services that answer wrongly", () => {
   });
 });
 
+/**
+ * Stands in for the gateway's route (Envoy cannot run here): a request with the variant header
+ * goes to that side, any other to the stable side. `honourHeader: false` is a route that lost
+ * its header match.
+ */
+async function variantRouter(
+  sides: { stable: string; canary: string },
+  honourHeader = true,
+): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const header = req.headers[VARIANT_HEADER];
+    const target = new URL(honourHeader && header === "canary" ? sides.canary : sides.stable);
+    const upstream = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+describe("smoke test of both sides of a canary rollout", () => {
+  let stable: ServiceProcess;
+  let canary: ServiceProcess;
+  let router: { url: string; server: Server };
+  beforeAll(async () => {
+    [stable, canary] = await Promise.all([
+      startService({ MODEL_URI: IRIS_MODEL }),
+      startService({ MODEL_URI: IRIS_MODEL, MODEL_VERSION: "2" }),
+    ]);
+    router = await variantRouter({ stable: stable.url, canary: canary.url });
+  });
+  afterAll(async () => {
+    await close(router.server);
+    for (const service of [stable, canary]) {
+      service.child.kill("SIGTERM");
+      await service.exited;
+    }
+  });
+
+  it.each([
+    ["canary", "2"],
+    ["stable", "1"],
+  ])(
+    "--variant %s sends the header on every request and finds version %s answering",
+    async (variant, version) => {
+      const run = await smoke([
+        "--url",
+        router.url,
+        "--variant",
+        variant,
+        "--model-version",
+        version,
+      ]);
+      expect(run.stdout).toMatch(/^variant header pins every answer to its side\s+PASS\s+200/m);
+      expect(run.stdout).toContain("all 16 checks passed");
+      expect(run.code).toBe(0);
+    },
+  );
+
+  it("fails the canary check where the route ignores the header, naming who answered", async () => {
+    const lost = await variantRouter({ stable: stable.url, canary: canary.url }, false);
+    try {
+      const run = await smoke(["--url", lost.url, "--variant", "canary", "--model-version", "2"]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain(
+        "FAIL variant header pins every answer to its side: 10 of 10 answers pinned to the " +
+          "canary side came from iris/1, not iris/2",
+      );
+      expect(run.stdout).toMatch(/1 of 16 checks failed$/m);
+    } finally {
+      await close(lost.server);
+    }
+  });
+
+  it("with --stack, takes the side's name and version from the stack's servedModels output", async () => {
+    const bin = mkdtempSync(path.join(tmpdir(), "fake-pulumi-"));
+    const served = JSON.stringify({
+      stable: { name: "iris", version: "1" },
+      canary: { name: "iris", version: "2" },
+    });
+    writeFileSync(
+      path.join(bin, "pulumi"),
+      `#!/bin/sh\necho "$@" >> "${bin}/args"\n` +
+        `case "$3" in endpoint) echo '${router.url}' ;; servedModels) echo '${served}' ;; esac\n`,
+    );
+    chmodSync(path.join(bin, "pulumi"), 0o755);
+    try {
+      const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+      const run = await smoke(["--stack", "dev", "--variant", "canary"], env);
+      expect(run.stdout).toContain("all 16 checks passed");
+      expect(readFileSync(path.join(bin, "args"), "utf8").trim().split("\n")).toEqual([
+        "stack output endpoint --stack dev",
+        "stack output servedModels --json --stack dev",
+      ]);
+      writeFileSync(path.join(bin, "args"), "");
+      const none = JSON.stringify({ stable: { name: "iris", version: "1" } });
+      writeFileSync(
+        path.join(bin, "pulumi"),
+        `#!/bin/sh\ncase "$3" in endpoint) echo '${router.url}' ;; servedModels) echo '${none}' ;; esac\n`,
+      );
+      const noCanary = await smoke(["--stack", "dev", "--variant", "canary"], env);
+      expect(noCanary.code).toBe(1);
+      expect(noCanary.stderr).toContain(
+        `smoke: stack dev serves no canary model (its servedModels output: ${none})`,
+      );
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("smoke command line", () => {
   it("accepts --url or --stack with options", () => {
     expect(parseArgs(["--url", "http://10.0.0.1"])).toEqual({
@@ -287,6 +410,12 @@ describe("smoke command line", () => {
     ],
     [["--stack", "gke", "--wait", "-1"], '--wait must be a whole number of seconds (got "-1")'],
     [["--stack", "gke", "--verbose"], 'unknown argument "--verbose"'],
+    [["--stack", "gke", "--variant", "blue"], '--variant must be stable or canary (got "blue")'],
+    [
+      ["--url", "http://a", "--variant", "canary"],
+      "--variant with --url needs --model-version: the answers of the pinned side must name it",
+    ],
+    [["--url", "http://a", "--model-version", "2"], "--model-version applies only with --variant"],
   ])("rejects %j", (argv, message) => {
     expect(() => parseArgs(argv)).toThrow(message);
   });

@@ -1,22 +1,9 @@
-import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { gitRevision } from "../../infra/image";
-import { CONTEXT, ControlPlane, waitFor } from "./control-plane";
-import {
-  engineEnvironment,
-  inlineStack,
-  kubernetesSdkVersion,
-  log,
-  POLICY_PACK,
-  policyPackLauncher,
-  pulumiCli,
-  toolchain,
-  upInOwnProcess,
-} from "./engine-run";
-import { findObject, getObject, KubectlClient, listObjects, type KubeClient } from "./kube-api";
+import { waitFor } from "./control-plane";
+import { inlineStack, log, upInOwnProcess } from "./engine-run";
+import { type Engine, startEngine, stopEngine } from "./engine-setup";
+import { findObject, getObject, listObjects, type KubeClient } from "./kube-api";
 import { FAKE_LOAD_BALANCER_IP } from "./kwok-stages";
 
 /**
@@ -26,18 +13,8 @@ import { FAKE_LOAD_BALANCER_IP } from "./kwok-stages";
  */
 
 const STACK = "engine";
-/** Never pulled: kwok runs no containers. Well formed and pinned, as the program requires. */
-const FAKE_IMAGE = `registry.example.com/mlscore@sha256:${createHash("sha256").update("mlscore engine test").digest("hex")}`;
 /** Its own namespace, so a run on a user's cluster never touches their `mlscore` deployment. */
 const NS = "mlscore-engine-test";
-/**
- * A cluster the user already has (MLSCORE_ENGINE_KUBECONTEXT, read with kubectl), which pulls
- * and runs MLSCORE_ENGINE_IMAGE for real; unset, the control plane this test starts.
- */
-const EXTERNAL_CONTEXT = process.env.MLSCORE_ENGINE_KUBECONTEXT;
-const POLICY_CONFIG = path.join(POLICY_PACK, "config", "cluster.json");
-/** `--policy-pack` (through the launcher, see policyPackLauncher) and the cluster stack's config. */
-let policy: { policyPacks: string[]; policyPackConfigs: string[] };
 const onOutput = (text: string) => log(text.replace(/\n$/, ""));
 
 /** Every resource the stack declares, counting the stack itself and the explicit provider. */
@@ -62,13 +39,15 @@ interface Deployment {
   };
 }
 
-let work: string;
+let engine: Engine | undefined;
 let binDir: string;
-let plane: ControlPlane | undefined;
+let work: string;
 let kube: KubeClient;
 let context: string;
 let image: string;
 let env: Record<string, string>;
+/** `--policy-pack` (through the launcher, see policyPackLauncher) and the cluster stack's config. */
+let policy: Engine["policy"];
 let stack: Stack;
 /** The load balancer's address the Service got. */
 let address: string | undefined;
@@ -105,54 +84,12 @@ async function stateUrns(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  binDir = await toolchain();
-  work = mkdtempSync(path.join(tmpdir(), "mlscore-engine-"));
-  log(`engine test: binaries in ${binDir}, work folder ${work}`);
-  if (EXTERNAL_CONTEXT) {
-    context = EXTERNAL_CONTEXT;
-    kube = new KubectlClient(context);
-    image = process.env.MLSCORE_ENGINE_IMAGE ?? "";
-    if (!image) {
-      throw new Error(
-        "MLSCORE_ENGINE_IMAGE (the service's image, by digest) is needed on a real cluster",
-      );
-    }
-    env = engineEnvironment(work, process.env.KUBECONFIG);
-  } else {
-    plane = await ControlPlane.start(binDir, path.join(work, "control-plane"), log);
-    log(`nodes: ${(await plane.registerNodes(3)).join(", ")}`);
-    context = CONTEXT;
-    kube = plane.api;
-    image = FAKE_IMAGE;
-    env = engineEnvironment(work, plane.kubeconfigPath);
-  }
-  // The proxy serves an older provider than the SDK asks for: install it under the SDK's version.
-  await pulumiCli(binDir, env, [
-    "plugin",
-    "install",
-    "resource",
-    "kubernetes",
-    kubernetesSdkVersion(),
-    "--file",
-    path.join(binDir, "pulumi-resource-kubernetes"),
-  ]);
-  await pulumiCli(binDir, env, ["version"]);
-  policy = { policyPacks: [policyPackLauncher(work)], policyPackConfigs: [POLICY_CONFIG] };
+  engine = await startEngine();
+  ({ binDir, work, kube, context, image, env, policy } = engine);
   stack = await inlineStack(STACK, binDir, work, env);
 }, 100 * 60_000);
 
-afterAll(async () => {
-  for (const name of plane?.exited() ?? []) {
-    {
-      const text = readFileSync(path.join(work, "control-plane", `${name}.log`), "utf8");
-      log(`--- ${name} exited early; the end of its log:\n${text.slice(-4000)}`);
-    }
-  }
-  await plane?.stop();
-  if (work) {
-    rmSync(work, { recursive: true, force: true });
-  }
-}, 60_000);
+afterAll(() => stopEngine(engine), 60_000);
 
 describe("the cluster target under the real engine", () => {
   it("a stack without mlscore:target stops in the CLI, before the program runs", async () => {
@@ -214,7 +151,7 @@ describe("the cluster target under the real engine", () => {
     expect(service.spec.type).toBe("LoadBalancer");
     const ingress = service.status.loadBalancer.ingress ?? [];
     expect(ingress).toHaveLength(1);
-    if (plane) {
+    if (engine?.plane) {
       expect(ingress.map((i) => i.ip)).toEqual([FAKE_LOAD_BALANCER_IP]);
     }
     address = ingress[0].ip ?? ingress[0].hostname;
@@ -267,6 +204,7 @@ describe("the cluster target under the real engine", () => {
       namespace: NS,
       kubeContext: context,
       modelUri: "/app/models/iris.onnx",
+      servedModels: { stable: { name: "iris", version: "1" } },
       gitRevision: gitRevision(),
     });
   });

@@ -8,6 +8,8 @@ module.exports = {
   roots: ["<rootDir>/test/engine"],
   testEnvironment: "node",
   transform: { "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json" }] },
+  // One file at a time: each starts a control plane of its own.
+  maxWorkers: 1,
   // One step (an `up` that waits for a rollout) may take minutes on two busy cores.
   testTimeout: 15 * 60 * 1000,
 };

@@ -66,6 +66,57 @@ phase: Running
 startTime: {{ $now | Quote }}
 `;
 
+/**
+ * The canary version whose gate kwok fails, as a gate that found wrong answers would: the engine
+ * test cannot run the gate's HTTP check (kwok runs no containers), so it decides the verdict by
+ * the version the gate's pod checks. Every other gate pod succeeds.
+ */
+export const REJECTED_CANARY_VERSION = "rejected";
+
+/** The termination message of a rejected gate's pod, as the kubelet takes it from its last lines. */
+export const REJECTED_GATE_MESSAGE =
+  'FAIL held-out rows (30): output "probabilities"[0] is 0.5 where 0.968 was expected';
+
+/** A pod of a Job whose one container ended: succeeded (exit 0) or failed with a message. */
+function terminated(phase: "Succeeded" | "Failed", exitCode: number, message?: string): string {
+  return `
+{{ $now := Now }}
+phase: ${phase}
+conditions:
+- { type: Ready, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }} }
+- { type: ContainersReady, status: "False", reason: PodCompleted, lastTransitionTime: {{ $now | Quote }} }
+containerStatuses:
+{{ range .spec.containers }}
+- name: {{ .name | Quote }}
+  image: {{ .image | Quote }}
+  imageID: {{ .image | Quote }}
+  ready: false
+  started: false
+  restartCount: 0
+  state:
+    terminated:
+      exitCode: ${exitCode}
+      reason: ${phase === "Succeeded" ? "Completed" : "Error"}
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}${
+        message === undefined
+          ? ""
+          : `
+      message: ${JSON.stringify(message)}`
+      }
+{{ end }}
+`;
+}
+
+/** The gate's pod names the canary version it checks in GATE_MODEL_VERSION. */
+const GATE_VERSION = '.spec.containers[].env[]? | select(.name == "GATE_MODEL_VERSION") | .value';
+/** A running pod of a Job, which kwok ends as its container would. */
+const RUNNING_JOB_POD = [
+  { key: ".metadata.deletionTimestamp", operator: "DoesNotExist" },
+  { key: ".metadata.ownerReferences[].kind", operator: "In", values: ["Job"] },
+  { key: ".status.phase", operator: "In", values: ["Running"] },
+];
+
 const LOAD_BALANCER = `
 loadBalancer:
   ingress:
@@ -74,7 +125,8 @@ loadBalancer:
 
 /**
  * The kwok config the test writes: its own stages (kwok's default ones are not taken from the
- * module download), which stand in for the kubelet and the cloud's load-balancer controller.
+ * module download), which stand in for the kubelet (pods start, and a Job's pods end) and the
+ * cloud's load-balancer controller.
  */
 export function kwokStages(): string {
   const stages = [
@@ -94,6 +146,25 @@ export function kwokStages(): string {
         { key: ".status.podIP", operator: "DoesNotExist" },
       ],
       { statusTemplate: POD_READY },
+    ),
+    // A Job's pod runs to completion: the gate's, unless it checks the rejected version.
+    stage(
+      "job-pod-succeeds",
+      "Pod",
+      [
+        ...RUNNING_JOB_POD,
+        { key: GATE_VERSION, operator: "NotIn", values: [REJECTED_CANARY_VERSION] },
+      ],
+      { statusTemplate: terminated("Succeeded", 0) },
+    ),
+    stage(
+      "gate-pod-rejects",
+      "Pod",
+      [
+        ...RUNNING_JOB_POD,
+        { key: GATE_VERSION, operator: "In", values: [REJECTED_CANARY_VERSION] },
+      ],
+      { statusTemplate: terminated("Failed", 1, REJECTED_GATE_MESSAGE) },
     ),
     // Without a kubelet nothing would ever confirm a pod's end: kwok removes it at once.
     stage("pod-delete", "Pod", [{ key: ".metadata.deletionTimestamp", operator: "Exists" }], {

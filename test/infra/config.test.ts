@@ -29,9 +29,9 @@ const declared = yamlFile("Pulumi.yaml").config as Record<string, Declaration>;
 const STACKS = ["dev", "gke"] as const;
 
 /** The message parseConfig throws for `raw`, or fails the test when it does not throw. */
-function configError(raw: RawConfig): ConfigError {
+function configError(raw: RawConfig, readProjectFile?: (file: string) => string): ConfigError {
   try {
-    parseConfig(raw);
+    parseConfig(raw, new Set(), readProjectFile);
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
     return error as ConfigError;
@@ -42,6 +42,14 @@ function configError(raw: RawConfig): ConfigError {
 const dev = readStackConfig("dev");
 const gke = { ...readStackConfig("gke"), "gcp:project": "mlscore-test-project" };
 const PINNED = `registry.example.com/mlscore@sha256:${"0123456789abcdef".repeat(4)}`;
+const GOLDEN = "service/models/iris.golden.json";
+/** The dev stack with a canary of the built-in model at version 2. */
+const canaryDev = {
+  ...dev,
+  "mlscore:canaryModelUri": "/app/models/iris.onnx",
+  "mlscore:canaryModelVersion": "2",
+  "mlscore:canaryGoldenRequests": GOLDEN,
+};
 /** An existing cluster, as the engine test and a k3d or EKS user configure it. */
 const existing = {
   ...readStackConfig("no-such-stack"),
@@ -198,8 +206,16 @@ describe("parseConfig on the real stacks", () => {
         },
         loadBalancerSourceRanges: [],
         monitoringNamespace: undefined,
+        servedModel: { name: "iris", version: "1" },
+        canary: undefined,
       },
-      istio: { enabled: true, version: DEFAULT_ISTIO_VERSION, tlsSecretName: undefined },
+      istio: {
+        enabled: true,
+        version: DEFAULT_ISTIO_VERSION,
+        install: true,
+        gatewayNamespace: "istio-ingress",
+        tlsSecretName: undefined,
+      },
     };
     expect(parseConfig(dev)).toEqual(expected);
   });
@@ -270,10 +286,13 @@ describe("parseConfig on the real stacks", () => {
       modelMaxBytes: 2 ** 30,
       loadBalancerSourceRanges: ["203.0.113.0/24", "198.51.100.7/32"],
       monitoringNamespace: "monitoring",
+      servedModel: { name: "iris-v2", version: "2" },
     });
     expect(config.istio).toEqual({
       enabled: true,
       version: DEFAULT_ISTIO_VERSION,
+      install: true,
+      gatewayNamespace: "istio-ingress",
       tlsSecretName: "mlscore-tls",
     });
     expect(config.cluster).toMatchObject({ metallbAddressRange: "172.18.0.0/28" });
@@ -732,6 +751,164 @@ describe("parseConfig rejects each bad value with its exact message", () => {
         "set it with: pulumi config set maxNodes 3",
     ],
     [
+      "a canary without Istio to split the traffic",
+      canaryDev,
+      { "mlscore:istioEnabled": "false" },
+      "mlscore:canaryModelUri needs mlscore:istioEnabled true: Istio's route splits the traffic " +
+        "between the stable model and the canary, and without it no request could reach the " +
+        "canary; set it with: pulumi config set istioEnabled true",
+    ],
+    [
+      "a canary without golden requests",
+      canaryDev,
+      { "mlscore:canaryGoldenRequests": "" },
+      "mlscore:canaryGoldenRequests is required with a canary: the gate checks the canary's " +
+        "answers to these requests before it gets any traffic; set it with: " +
+        "pulumi config set canaryGoldenRequests service/models/iris.golden.json",
+    ],
+    [
+      "golden requests that do not exist",
+      canaryDev,
+      { "mlscore:canaryGoldenRequests": "service/models/nope.json" },
+      "mlscore:canaryGoldenRequests (service/models/nope.json) cannot be read (ENOENT); " +
+        "set it with: pulumi config set canaryGoldenRequests service/models/iris.golden.json",
+    ],
+    [
+      "golden requests outside the project folder",
+      canaryDev,
+      { "mlscore:canaryGoldenRequests": "../secrets.json" },
+      "mlscore:canaryGoldenRequests must be empty or a path inside the project folder, such as " +
+        'service/models/iris.golden.json (got "../secrets.json"); set it with: ' +
+        "pulumi config set canaryGoldenRequests service/models/iris.golden.json",
+    ],
+    [
+      "a canary that answers as the stable model does",
+      canaryDev,
+      { "mlscore:canaryModelVersion": "" },
+      'mlscore:canaryModelVersion must differ from the stable model\'s version ("1") while both ' +
+        'answer as "iris": clients, metrics and the smoke test tell them apart by it; ' +
+        "set it with: pulumi config set canaryModelVersion 2",
+    ],
+    [
+      "a canary of the stable model's version 7",
+      canaryDev,
+      { "mlscore:modelVersion": "7", "mlscore:canaryModelVersion": "7" },
+      'mlscore:canaryModelVersion must differ from the stable model\'s version ("7") while both ' +
+        'answer as "iris": clients, metrics and the smoke test tell them apart by it; ' +
+        "set it with: pulumi config set canaryModelVersion 8",
+    ],
+    [
+      "a canary URI the service cannot load",
+      canaryDev,
+      { "mlscore:canaryModelUri": "s4://bucket/m.onnx" },
+      "mlscore:canaryModelUri must be empty (no canary), identity, an absolute path inside the " +
+        "image, an https:// URL, a gs://bucket/object, an s3://bucket/key, or a registered model " +
+        'models:/<name>@<alias> or models:/<name>/<version> (got "s4://bucket/m.onnx"); ' +
+        "set it with: pulumi config set canaryModelUri gs://my-bucket/model.onnx",
+    ],
+    [
+      "a registered model as the canary",
+      canaryDev,
+      { "mlscore:canaryModelUri": "models:/iris@challenger" },
+      "mlscore:canaryModelUri cannot be used with a registered model (models:/...) on either " +
+        "side: a canary is promoted by config, a registered model by its alias; give both sides " +
+        "artifact URIs; set it with: pulumi config set canaryModelUri s3://my-bucket/model-v2.onnx",
+    ],
+    [
+      "an s3:// canary without the store's keys",
+      canaryDev,
+      { "mlscore:canaryModelUri": "s3://models/iris-v2.onnx" },
+      "mlscore:s3AccessKeyId is required for an s3:// model: the pods read it with this key and " +
+        "s3SecretAccessKey, kept in a Kubernetes Secret; " +
+        "set it with: pulumi config set s3AccessKeyId AKIA... && pulumi config set --secret s3SecretAccessKey ...",
+    ],
+    [
+      "a gs:// canary on Kind",
+      canaryDev,
+      { "mlscore:canaryModelUri": "gs://models/iris-v2.onnx" },
+      "mlscore:canaryModelUri is a gs:// object, which a Kind cluster has no Google credentials " +
+        "to read; use an https:// URL (a signed URL, stored with --secret) or target gke; set it " +
+        "with: pulumi config set canaryModelUri --secret https://storage.googleapis.com/my-bucket/model.onnx?X-Goog-Signature=...",
+    ],
+    [
+      "a canary on a private address the egress policy blocks",
+      canaryDev,
+      { "mlscore:canaryModelUri": "https://10.1.2.3/iris-v2.onnx" },
+      "mlscore:canaryModelUri cannot be reached by the pods: its host 10.1.2.3 is in the private " +
+        "range 10.0.0.0/8, and their egress policy opens public addresses and cluster Services " +
+        "(<service>.<namespace>.svc) only; serve the model from a public https:// host or a " +
+        "bucket; set it with: pulumi config set canaryModelUri gs://my-bucket/model.onnx",
+    ],
+    [
+      "a canary digest that is not SHA-256",
+      canaryDev,
+      { "mlscore:canaryModelSha256": "abc" },
+      "mlscore:canaryModelSha256 must be empty or the model file's SHA-256 as 64 hexadecimal " +
+        'characters (got "abc"); set it with: pulumi config set canaryModelSha256 ' +
+        "$(sha256sum model.onnx | cut -c1-64)",
+    ],
+    [
+      "a canary weight over 100",
+      canaryDev,
+      { "mlscore:canaryWeight": "110" },
+      'mlscore:canaryWeight must be a whole number from 0 to 100 (got "110"); ' +
+        "set it with: pulumi config set canaryWeight 10",
+    ],
+    [
+      "a gs:// canary in another bucket than the stable model",
+      gke,
+      {
+        "mlscore:modelUri": "gs://models-a/iris.onnx",
+        "mlscore:canaryModelUri": "gs://models-b/iris.onnx",
+        "mlscore:canaryModelVersion": "2",
+        "mlscore:canaryGoldenRequests": "service/models/iris.golden.json",
+      },
+      'mlscore:canaryModelUri is in bucket "models-b" and the stable model in "models-a": the ' +
+        "pods' Google identity may read one bucket; put the canary beside the stable model; " +
+        "set it with: pulumi config set canaryModelUri gs://models-a/model-v2.onnx",
+    ],
+    [
+      "the cluster's own Istio on Kind",
+      dev,
+      { "mlscore:istioInstall": "false" },
+      "mlscore:istioInstall false applies only when mlscore:target is cluster: kind makes a " +
+        "cluster that runs no Istio of its own; remove it with: pulumi config rm istioInstall",
+    ],
+    [
+      "the cluster's own Istio with Istio off",
+      existing,
+      { "mlscore:istioInstall": "false", "mlscore:istioEnabled": "false" },
+      "mlscore:istioInstall false says which Istio to use and needs mlscore:istioEnabled true; " +
+        "remove it with: pulumi config rm istioInstall",
+    ],
+    [
+      "source ranges for a load balancer the cluster's own Istio owns",
+      existing,
+      { "mlscore:istioInstall": "false", "mlscore:loadBalancerSourceRanges": "203.0.113.0/24" },
+      "mlscore:loadBalancerSourceRanges has no load balancer to apply to: the cluster's own " +
+        "Istio gateway and its Service are not the stack's; " +
+        "remove it with: pulumi config rm loadBalancerSourceRanges",
+    ],
+    [
+      "a gateway namespace for the gateway the stack installs",
+      existing,
+      { "mlscore:istioGatewayNamespace": "istio-system" },
+      "mlscore:istioGatewayNamespace applies only to the cluster's own Istio " +
+        "(mlscore:istioInstall false); the stack installs its gateway in istio-ingress; " +
+        "remove it with: pulumi config rm istioGatewayNamespace",
+    ],
+    [
+      "the app in the namespace of the cluster's own gateway",
+      existing,
+      {
+        "mlscore:istioInstall": "false",
+        "mlscore:istioGatewayNamespace": "gateways",
+        "mlscore:namespace": "gateways",
+      },
+      'mlscore:namespace must not be "gateways", the Istio ingress gateway\'s namespace; ' +
+        "set it with: pulumi config set namespace mlscore",
+    ],
+    [
       "a key missing entirely (Pulumi.yaml not merged)",
       dev,
       { "mlscore:replicas": undefined },
@@ -781,6 +958,99 @@ describe("parseConfig rejects each bad value with its exact message", () => {
 
   it("is a RunError, so the CLI prints it without a stack trace", () => {
     expect(pulumi.RunError.isInstance(configError({ ...dev, "mlscore:target": "" }))).toBe(true);
+  });
+});
+
+describe("a canary", () => {
+  it("answers as the stable model's name at its own version, with its weight and golden requests", () => {
+    expect(parseConfig(canaryDev).app.canary).toEqual({
+      modelUri: "/app/models/iris.onnx",
+      modelUriSecret: false,
+      modelSha256: undefined,
+      servedModel: { name: "iris", version: "2" },
+      weight: 10,
+      goldenFile: GOLDEN,
+      golden: readFileSync(path.join(REPO_ROOT, GOLDEN), "utf8"),
+    });
+  });
+
+  it("takes the stable model's name as the service derives it from the stable URI", () => {
+    const config = parseConfig({
+      ...canaryDev,
+      "mlscore:modelUri": "https://models.example.com/churn.onnx?X-Goog-Signature=1",
+      "mlscore:canaryModelUri": "https://models.example.com/churn-v2.onnx",
+    });
+    expect(config.app.servedModel).toEqual({ name: "churn", version: "1" });
+    expect(config.app.canary?.servedModel).toEqual({ name: "churn", version: "2" });
+  });
+
+  it("may keep the stable version under a name of its own", () => {
+    const config = parseConfig({
+      ...canaryDev,
+      "mlscore:canaryModelName": "iris-next",
+      "mlscore:canaryModelVersion": "",
+      "mlscore:canaryWeight": "0",
+    });
+    expect(config.app.canary).toMatchObject({
+      servedModel: { name: "iris-next", version: "1" },
+      weight: 0,
+    });
+  });
+
+  it("pins its bytes and keeps a URI with a credential secret, as the stable model does", () => {
+    const sha = "AB".repeat(32);
+    const uri = "https://models.example.com/iris-v2.onnx?X-Goog-Signature=abc";
+    const config = parseConfig({
+      ...canaryDev,
+      "mlscore:canaryModelUri": uri,
+      "mlscore:canaryModelSha256": sha,
+    });
+    expect(config.app.canary).toMatchObject({
+      modelUriSecret: true,
+      modelSha256: sha.toLowerCase(),
+    });
+    expect(config.app.modelUriSecret).toBe(false);
+    const secret = parseConfig(
+      { ...canaryDev, "mlscore:canaryModelUri": "https://models.example.com/iris-v2.onnx" },
+      new Set(["mlscore:canaryModelUri"]),
+    );
+    expect(secret.app.canary?.modelUriSecret).toBe(true);
+  });
+
+  it("is gone when canaryModelUri is cleared, whatever the other canary keys still say", () => {
+    const config = parseConfig({ ...canaryDev, "mlscore:canaryModelUri": "" });
+    expect(config.app.canary).toBeUndefined();
+  });
+
+  it("still has its other keys checked while canaryModelUri is empty", () => {
+    expect(configError({ ...dev, "mlscore:canaryModelVersion": "two words" }).problems).toEqual([
+      'mlscore:canaryModelVersion must be empty or 1-64 letters, digits, "_", "." or "-", ' +
+        'starting with a letter or digit (got "two words"); ' +
+        "set it with: pulumi config set canaryModelVersion 2",
+    ]);
+  });
+
+  it("reads its golden requests with the gate's own parser, naming the file", () => {
+    expect(configError(canaryDev, () => '{"requests": []}').problems).toEqual([
+      "mlscore:canaryGoldenRequests (service/models/iris.golden.json) requests: Too small: " +
+        "expected array to have >=1 items; set it with: " +
+        "pulumi config set canaryGoldenRequests service/models/iris.golden.json",
+    ]);
+  });
+});
+
+describe("the cluster's own Istio", () => {
+  it("is used instead of the charts on an existing cluster, its gateway where it runs", () => {
+    const config = parseConfig({
+      ...existing,
+      "mlscore:istioInstall": "false",
+      "mlscore:istioGatewayNamespace": "istio-system",
+    });
+    expect(config.istio).toMatchObject({
+      enabled: true,
+      install: false,
+      gatewayNamespace: "istio-system",
+    });
   });
 });
 

@@ -507,6 +507,10 @@ export const KIND_NETWORK = {
 /** The architecture a mocked Kind node reports, as on an x86-64 laptop. */
 export const KIND_NODE_ARCHITECTURE = "amd64";
 
+/** When a mocked Job started and completed, as its status reports. */
+export const FAKE_JOB_START = "2026-01-01T00:00:00Z";
+export const FAKE_JOB_COMPLETION = "2026-01-01T00:00:20Z";
+
 /** The fake access token gcp's getClientConfig answers with. */
 export const FAKE_GCP_ACCESS_TOKEN = "ya29.fake-access-token-for-tests";
 
@@ -642,6 +646,16 @@ function typeSpecificState(
       }
       return { status: { loadBalancer: {} } };
     }
+    case "kubernetes:batch/v1:Job":
+      // Pulumi waits for a Job to complete; its state is then what the cluster reports.
+      return {
+        status: {
+          startTime: FAKE_JOB_START,
+          completionTime: FAKE_JOB_COMPLETION,
+          succeeded: 1,
+          conditions: [{ type: "Complete", status: "True" }],
+        },
+      };
     case "kubernetes:core/v1:Node":
       // The programs read only Kind's control-plane node, for its architecture.
       return {

@@ -370,6 +370,7 @@ describe("dev stack (Kind), from Pulumi.yaml + Pulumi.dev.yaml", () => {
       namespace: "mlscore",
       kubeContext: "kind-mlscore",
       modelUri: "/app/models/iris.onnx",
+      servedModels: { stable: { name: "iris", version: "1" } },
       gitRevision: gitRevision(),
     });
     expect(run.secretOutputs.size).toBe(0);
@@ -440,6 +441,7 @@ describe("cluster stack: an existing cluster and an image built elsewhere", () =
       namespace: "mlscore",
       kubeContext: "k3d-mlscore",
       modelUri: "/app/models/iris.onnx",
+      servedModels: { stable: { name: "iris", version: "1" } },
       gitRevision: gitRevision(),
     });
   });
@@ -736,6 +738,7 @@ describe("gke stack, from Pulumi.yaml + Pulumi.gke.yaml + the user's gcp:project
         "kubeconfig",
         "network",
         "modelUri",
+        "servedModels",
         "gitRevision",
       ].sort(),
     );

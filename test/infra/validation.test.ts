@@ -195,8 +195,12 @@ describe("validateKubernetesObject", () => {
 
   it("refuses kinds it has no schema for, so none slips through unchecked", () => {
     expect(() =>
-      validateKubernetesObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } }),
-    ).toThrow("ConfigMap x: no schema known for v1 ConfigMap");
+      validateKubernetesObject({
+        apiVersion: "v1",
+        kind: "ReplicationController",
+        metadata: { name: "x" },
+      }),
+    ).toThrow("ReplicationController x: no schema known for v1 ReplicationController");
     expect(() =>
       validateKubernetesObject({
         apiVersion: "metallb.io/v1beta1",

@@ -7,7 +7,7 @@ import { MODELS_DIR, stratifiedSplit, trainIris } from "../../service/train/trai
 describe("npm run train (trainIris)", () => {
   const first = trainIris();
 
-  it("rebuilds the committed iris.onnx and iris.json byte for byte", () => {
+  it("rebuilds the committed iris.onnx, iris.json and iris.golden.json byte for byte", () => {
     const again = trainIris();
     expect(Buffer.from(again.onnx).equals(Buffer.from(first.onnx))).toBe(true);
     expect(Buffer.from(first.onnx).equals(readFileSync(path.join(MODELS_DIR, "iris.onnx")))).toBe(
@@ -15,6 +15,9 @@ describe("npm run train (trainIris)", () => {
     );
     expect(readFileSync(path.join(MODELS_DIR, "iris.json"), "utf8")).toBe(
       `${JSON.stringify(first.metadata, null, 2)}\n`,
+    );
+    expect(readFileSync(path.join(MODELS_DIR, "iris.golden.json"), "utf8")).toBe(
+      `${JSON.stringify(first.golden, null, 2)}\n`,
     );
   });
 

@@ -3,7 +3,9 @@
  * iris flower, and error handling. Prints a summary table and exits 1 on any failure.
  *
  *   tsx test/smoke/smoke.ts --stack <name> [--model iris] [--timeout-ms 5000] [--wait 0] [--gateway]
+ *                           [--variant stable|canary]
  *   tsx test/smoke/smoke.ts --url http://<host>[:port] [--model iris] [--timeout-ms 5000] [--wait 0]
+ *                           [--variant stable|canary --model-version <v>]
  *
  * It checks what a client of the public endpoint can use: predictions and model metadata, and
  * the protocols' own health routes (`/v2/health/*`), not the kubelet's `/healthz` and `/readyz`.
@@ -13,11 +15,16 @@
  * --wait <seconds> first polls /v2/health/ready until it answers 200, for a load balancer or
  * gateway route that is still coming up right after `pulumi up`; the checks run either way.
  *
+ * --variant sends every request with the `x-mlscore-variant` header, which pins it to that side of
+ * a canary rollout at the gateway, and adds a check that the answers come from that side: the
+ * model name and version they report (with --stack, from the stack's `servedModels` output).
+ *
  * With --stack, the URL is the stack's `endpoint` output (`pulumi stack output endpoint`).
  * Dependency-free on purpose (global fetch, node:child_process): it runs in CI right after
  * `pulumi up`, and nothing should stand between a deploy and its verdict.
  */
 import { execFileSync } from "node:child_process";
+import { VARIANT_HEADER, VARIANTS, type Variant } from "../../infra/platform/variant-header";
 
 /** What one run checks against. */
 export interface SmokeOptions {
@@ -29,6 +36,10 @@ export interface SmokeOptions {
   readonly timeoutMs: number;
   /** The URL is the Istio gateway, which must hide the operations paths; default false. */
   readonly gateway?: boolean;
+  /** Pin every request to this side of a canary rollout, and check the answers came from it. */
+  readonly variant?: Variant;
+  /** The version the pinned side's model answers as; required with `variant`. */
+  readonly modelVersion?: string;
 }
 
 /** The outcome of one check. */
@@ -84,7 +95,10 @@ class Client {
       response = await fetch(new URL(path, this.options.baseUrl), {
         method,
         body,
-        headers: body === undefined ? {} : { "content-type": "application/json" },
+        headers: {
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...(this.options.variant === undefined ? {} : { [VARIANT_HEADER]: this.options.variant }),
+        },
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
     } catch (error) {
@@ -170,6 +184,8 @@ interface Check {
   readonly name: string;
   /** Runs only with --gateway. */
   readonly gatewayOnly?: boolean;
+  /** Runs only with --variant. */
+  readonly variantOnly?: boolean;
   readonly run: (client: Client, options: SmokeOptions) => Promise<void>;
 }
 
@@ -184,6 +200,12 @@ function malformedJson(name: string, path: (model: string) => string, errorField
     },
   };
 }
+
+/**
+ * Requests the variant check sends. Were the header ignored, a 10% canary would answer all ten
+ * about once in 10^10 runs, and the stable side would answer all ten to a canary check never.
+ */
+const PINNED_REQUESTS = 10;
 
 /** Every check, in the order they run and are reported. */
 export const CHECKS: readonly Check[] = [
@@ -293,6 +315,32 @@ export const CHECKS: readonly Check[] = [
     },
   },
   {
+    name: "variant header pins every answer to its side",
+    variantOnly: true,
+    run: async (client, { model, modelVersion, variant }) => {
+      const metadata = await client.get(`/v2/models/${model}`);
+      expectStatus(metadata, 200);
+      const input = expectField(metadata, "inputs.0.name", isString, "an input name") as string;
+      const answered: string[] = [];
+      for (let i = 0; i < PINNED_REQUESTS; i += 1) {
+        const answer = await client.post(`/v2/models/${model}/infer`, {
+          inputs: [{ name: input, shape: [1, SETOSA.length], datatype: "FP32", data: SETOSA }],
+        });
+        expectStatus(answer, 200);
+        answered.push(
+          `${String(at(answer.body, "model_name"))}/${String(at(answer.body, "model_version"))}`,
+        );
+      }
+      const wrong = answered.filter((side) => side !== `${model}/${modelVersion}`);
+      if (wrong.length > 0) {
+        throw new CheckFailure(
+          `${wrong.length} of ${PINNED_REQUESTS} answers pinned to the ${variant} side came from ` +
+            `${[...new Set(wrong)].join(", ")}, not ${model}/${modelVersion}`,
+        );
+      }
+    },
+  },
+  {
     name: "KServe v1 unknown model -> 404",
     run: async (client) => {
       const answer = await client.post("/v1/models/no-such-model-smoke:predict", {
@@ -309,7 +357,9 @@ export async function runSmokeTest(
   checks: readonly Check[] = CHECKS,
 ): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
-  for (const check of checks.filter((c) => options.gateway || !c.gatewayOnly)) {
+  const applies = (c: Check) =>
+    (options.gateway || !c.gatewayOnly) && (options.variant !== undefined || !c.variantOnly);
+  for (const check of checks.filter(applies)) {
     const client = new Client(options);
     const started = performance.now();
     let detail = "";
@@ -367,6 +417,10 @@ export interface SmokeArgs {
   readonly waitSeconds: number;
   /** Whether the URL is the Istio gateway. */
   readonly gateway: boolean;
+  /** The side of a canary rollout to pin every request to. */
+  readonly variant?: Variant;
+  /** The version that side answers as (with --url; with --stack the stack says). */
+  readonly modelVersion?: string;
 }
 
 /** Parses `--url <url> | --stack <name>`, `--model`, `--timeout-ms`; throws on anything else. */
@@ -380,7 +434,17 @@ export function parseArgs(argv: readonly string[]): SmokeArgs {
       continue;
     }
     const [name, inline] = flag.split(/=(.*)/s, 2);
-    if (!["--url", "--stack", "--model", "--timeout-ms", "--wait"].includes(name)) {
+    if (
+      ![
+        "--url",
+        "--stack",
+        "--model",
+        "--timeout-ms",
+        "--wait",
+        "--variant",
+        "--model-version",
+      ].includes(name)
+    ) {
       throw new Error(`unknown argument "${flag}"; ${USAGE}`);
     }
     const value = inline ?? argv[(i += 1)];
@@ -403,6 +467,18 @@ export function parseArgs(argv: readonly string[]): SmokeArgs {
   if (!Number.isInteger(waitSeconds) || waitSeconds < 0) {
     throw new Error(`--wait must be a whole number of seconds (got "${values.wait}")`);
   }
+  const variant = values.variant as Variant | undefined;
+  if (variant !== undefined && !VARIANTS.includes(variant)) {
+    throw new Error(`--variant must be ${VARIANTS.join(" or ")} (got "${variant}")`);
+  }
+  if (variant !== undefined && values.url !== undefined && values["model-version"] === undefined) {
+    throw new Error(
+      "--variant with --url needs --model-version: the answers of the pinned side must name it",
+    );
+  }
+  if (variant === undefined && values["model-version"] !== undefined) {
+    throw new Error("--model-version applies only with --variant");
+  }
   return {
     url: values.url,
     stack: values.stack,
@@ -410,26 +486,51 @@ export function parseArgs(argv: readonly string[]): SmokeArgs {
     timeoutMs,
     waitSeconds,
     gateway,
+    ...(variant === undefined ? {} : { variant, modelVersion: values["model-version"] }),
   };
 }
 
 const USAGE =
-  "usage: smoke --url http://host[:port] | --stack <name> [--model iris] [--timeout-ms 5000] [--wait 0] [--gateway]";
+  "usage: smoke --url http://host[:port] | --stack <name> [--model iris] [--timeout-ms 5000] [--wait 0] [--gateway] [--variant stable|canary [--model-version <v>]]";
 
-/** The stack's `endpoint` output, read with the Pulumi CLI. */
-export function stackEndpoint(stack: string): string {
-  let endpoint: string;
+/** One of the stack's outputs, read with the Pulumi CLI (`extra`: e.g. `--json`). */
+function stackOutput(stack: string, name: string, extra: string[] = []): string {
+  const args = ["stack", "output", name, ...extra, "--stack", stack];
   try {
-    endpoint = execFileSync("pulumi", ["stack", "output", "endpoint", "--stack", stack], {
+    return execFileSync("pulumi", args, {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
     }).trim();
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new Error(`pulumi ${args.join(" ")} failed: ${stderr || String(error)}`);
+  }
+}
+
+/** The name and version one side of the stack answers as: its `servedModels` output. */
+export function stackServedModel(
+  stack: string,
+  variant: Variant,
+): { name: string; version: string } {
+  const text = stackOutput(stack, "servedModels", ["--json"]);
+  let served: unknown;
+  try {
+    served = JSON.parse(text);
+  } catch {
     throw new Error(
-      `pulumi stack output endpoint --stack ${stack} failed: ${stderr || String(error)}`,
+      `stack ${stack}'s servedModels output is not JSON (got "${text.slice(0, 80)}")`,
     );
   }
+  const side = at(served, variant) as { name?: unknown; version?: unknown } | undefined;
+  if (typeof side?.name !== "string" || typeof side.version !== "string") {
+    throw new Error(`stack ${stack} serves no ${variant} model (its servedModels output: ${text})`);
+  }
+  return { name: side.name, version: side.version };
+}
+
+/** The stack's `endpoint` output, read with the Pulumi CLI. */
+export function stackEndpoint(stack: string): string {
+  const endpoint = stackOutput(stack, "endpoint");
   if (!/^https?:\/\//.test(endpoint)) {
     throw new Error(`stack ${stack} has no usable endpoint output (got "${endpoint}")`);
   }
@@ -461,9 +562,14 @@ async function waitUntilReady(baseUrl: string, seconds: number, timeoutMs: numbe
 export async function main(argv: readonly string[]): Promise<number> {
   let args: SmokeArgs;
   let baseUrl: string;
+  let model: { name: string; version?: string };
   try {
     args = parseArgs(argv);
     baseUrl = args.url ?? stackEndpoint(args.stack as string);
+    model =
+      args.variant !== undefined && args.stack !== undefined
+        ? stackServedModel(args.stack, args.variant)
+        : { name: args.model, version: args.modelVersion };
   } catch (error) {
     console.error(`smoke: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
@@ -471,9 +577,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   await waitUntilReady(baseUrl, args.waitSeconds, args.timeoutMs);
   const results = await runSmokeTest({
     baseUrl,
-    model: args.model,
+    model: model.name,
     timeoutMs: args.timeoutMs,
     gateway: args.gateway,
+    variant: args.variant,
+    modelVersion: model.version,
   });
   console.log(formatSummary(baseUrl, results));
   return results.every((r) => r.ok) ? 0 : 1;

@@ -27,7 +27,8 @@ const RequestInput = z.object({
   parameters: Parameters.optional(),
 });
 
-const InferenceRequest = z
+/** A v2 inference request body; golden requests (../gate/golden.ts) are the same. */
+export const InferenceRequest = z
   .object({
     id: z.string({ error: "id must be a string" }).optional().describe("Echoed in the response."),
     parameters: Parameters.optional(),

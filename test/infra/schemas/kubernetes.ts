@@ -5,10 +5,11 @@ import {
   VirtualService,
 } from "@kubernetes-models/istio/networking.istio.io/v1beta1";
 import { Deployment } from "kubernetes-models/apps/v1";
+import { Job } from "kubernetes-models/batch/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
-import { Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
+import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import gmpCrds from "./gmp-crds.json";
 import metallbCrds from "./metallb-crds.json";
 
@@ -32,7 +33,9 @@ const KUBERNETES_MODELS: Readonly<Record<string, ModelClass>> = {
   "v1/Service": Service,
   "v1/ServiceAccount": ServiceAccount,
   "v1/Secret": Secret,
+  "v1/ConfigMap": ConfigMap,
   "apps/v1/Deployment": Deployment,
+  "batch/v1/Job": Job,
   "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
