@@ -20,7 +20,10 @@ export interface ServiceConfig {
   readonly modelLoadTimeoutSeconds: number;
   /** Where downloaded models are kept, so a restarted container finds them. */
   readonly modelCacheDir: string;
+  /** Most rows one request may carry, and one model run may stack from several. */
   readonly maxBatchSize: number;
+  /** Longest a request waits for others to share its model run, in ms; 0: batching off. */
+  readonly maxBatchDelayMs: number;
   /** Largest request body; `undefined`: derived from the model (`defaultBodyLimit`). */
   readonly bodyLimitBytes: number | undefined;
   /** Most request-body bytes held at once across all connections; `undefined`: the default. */
@@ -54,6 +57,9 @@ export function defaultModelLoadTimeoutSeconds(modelMaxBytes: number): number {
   return 30 + Math.ceil(modelMaxBytes / (4 * MiB));
 }
 
+/** Chosen from the benchmark (README, Benchmark): see the configuration table for the trade-off. */
+const DEFAULT_MAX_BATCH_DELAY_MS = 1;
+
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -72,6 +78,19 @@ function optionalInteger(env: Env, key: string, min: number, max: number): numbe
 
 function integer(env: Env, key: string, fallback: number, min: number, max: number): number {
   return optionalInteger(env, key, min, max) ?? fallback;
+}
+
+/** The number of milliseconds in `key` (fractions allowed), or `fallback` when it is unset. */
+function milliseconds(env: Env, key: string, fallback: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || value > max) {
+    throw new ConfigError(
+      `${key} must be a number of milliseconds from 0 to ${max}, such as 0.5 (got "${raw}")`,
+    );
+  }
+  return value;
 }
 
 function checkModelUri(uri: string): string {
@@ -163,6 +182,7 @@ export function readConfig(env: Env): ServiceConfig {
     ),
     modelCacheDir: path.resolve(env.MODEL_CACHE_DIR || defaultModelCacheDir()),
     maxBatchSize: integer(env, "MAX_BATCH_SIZE", 1024, 1, 1_000_000),
+    maxBatchDelayMs: milliseconds(env, "MAX_BATCH_DELAY_MS", DEFAULT_MAX_BATCH_DELAY_MS, 1000),
     bodyLimitBytes,
     bodyBytesInFlight,
     bodyTimeoutSeconds: integer(env, "BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS, 1, 600),

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
   const app = createApp({
     model,
     maxBatchSize: config.maxBatchSize,
+    maxBatchDelayMs: config.maxBatchDelayMs,
     bodyLimitBytes: limits.limitBytes,
     bodyBytesInFlight: limits.bytesInFlight,
     bodyTimeoutSeconds: config.bodyTimeoutSeconds,
@@ -100,6 +101,7 @@ async function main(): Promise<void> {
         model: { name: model.name, version: model.version, platform: model.platform },
         limits: {
           maxBatchSize: config.maxBatchSize,
+          maxBatchDelayMs: config.maxBatchDelayMs,
           maxBodyBytes: limits.limitBytes,
           maxBodyBytesInFlight: limits.bytesInFlight,
           bodyTimeoutSeconds: config.bodyTimeoutSeconds,

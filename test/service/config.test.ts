@@ -25,6 +25,7 @@ describe("readConfig", () => {
       modelLoadTimeoutSeconds: 158,
       modelCacheDir: path.join(os.tmpdir(), "mlscore-models"),
       maxBatchSize: 1024,
+      maxBatchDelayMs: 1,
       // Derived from the model and the bytes in flight once the model is loaded.
       bodyLimitBytes: undefined,
       bodyBytesInFlight: undefined,
@@ -47,6 +48,7 @@ describe("readConfig", () => {
       MODEL_LOAD_TIMEOUT_SECONDS: "600",
       MODEL_CACHE_DIR: "cache/models",
       MAX_BATCH_SIZE: "10",
+      MAX_BATCH_DELAY_MS: "0.25",
       MAX_BODY_BYTES: "2048",
       MAX_BODY_BYTES_IN_FLIGHT: "4096",
       BODY_TIMEOUT_SECONDS: "3",
@@ -64,6 +66,7 @@ describe("readConfig", () => {
       modelLoadTimeoutSeconds: 600,
       modelCacheDir: path.resolve("cache/models"),
       maxBatchSize: 10,
+      maxBatchDelayMs: 0.25,
       bodyLimitBytes: 2048,
       bodyBytesInFlight: 4096,
       bodyTimeoutSeconds: 3,
@@ -137,6 +140,18 @@ describe("readConfig", () => {
     ],
   ])("rejects %j with a message naming the variable", (env, message) => {
     expect(() => readConfig(env)).toThrow(new ConfigError(message));
+  });
+
+  it.each(["-1", "1e3", "soon", "1001", ".5"])("rejects MAX_BATCH_DELAY_MS=%s", (value) => {
+    expect(() => readConfig({ MAX_BATCH_DELAY_MS: value })).toThrow(
+      new ConfigError(
+        `MAX_BATCH_DELAY_MS must be a number of milliseconds from 0 to 1000, such as 0.5 (got "${value}")`,
+      ),
+    );
+  });
+
+  it("turns batching off with MAX_BATCH_DELAY_MS=0", () => {
+    expect(readConfig({ MAX_BATCH_DELAY_MS: "0" }).maxBatchDelayMs).toBe(0);
   });
 });
 
