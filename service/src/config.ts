@@ -2,6 +2,7 @@ import path from "node:path";
 import { DEFAULT_BODY_TIMEOUT_SECONDS } from "./http/body-limit";
 import { defaultModelCacheDir } from "./model/download";
 import { withoutUrlSecrets } from "./redact";
+import { DEFAULT_WARM_UP_REQUESTS } from "./warm-up";
 
 /** The service's whole configuration, read once from the environment at start. */
 export interface ServiceConfig {
@@ -24,6 +25,8 @@ export interface ServiceConfig {
   readonly maxBatchSize: number;
   /** Longest a request waits for others to share its model run, in ms; 0: batching off. */
   readonly maxBatchDelayMs: number;
+  /** Requests the service sends itself before it reports ready; 0: none. */
+  readonly warmUpRequests: number;
   /** Largest request body; `undefined`: derived from the model (`defaultBodyLimit`). */
   readonly bodyLimitBytes: number | undefined;
   /** Most request-body bytes held at once across all connections; `undefined`: the default. */
@@ -183,6 +186,7 @@ export function readConfig(env: Env): ServiceConfig {
     modelCacheDir: path.resolve(env.MODEL_CACHE_DIR || defaultModelCacheDir()),
     maxBatchSize: integer(env, "MAX_BATCH_SIZE", 1024, 1, 1_000_000),
     maxBatchDelayMs: milliseconds(env, "MAX_BATCH_DELAY_MS", DEFAULT_MAX_BATCH_DELAY_MS, 1000),
+    warmUpRequests: integer(env, "WARM_UP_REQUESTS", DEFAULT_WARM_UP_REQUESTS, 0, 1_000_000),
     bodyLimitBytes,
     bodyBytesInFlight,
     bodyTimeoutSeconds: integer(env, "BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS, 1, 600),

@@ -1,4 +1,5 @@
 import http from "node:http";
+import { DEFAULT_WARM_UP_REQUESTS } from "../../service/src/warm-up";
 import { failedStart, startService, type ServiceProcess } from "./support/service-process";
 
 /** Posts `{"X": [...]}` in two halves with a pause between them, so it is in flight for a while. */
@@ -56,7 +57,14 @@ describe("server process", () => {
   it("starts on the built-in iris model, answers probes and echoes a request id", async () => {
     service = await startService();
     const ready = service.logs.find((line) => line.message === "ready")!;
-    expect(ready).toMatchObject({ model: { name: "iris", platform: "onnxruntime" } });
+    expect(ready).toMatchObject({
+      model: { name: "iris", platform: "onnxruntime" },
+      // Every protocol's made-up row answered 200, then thousands more before ready.
+      warmUp: { requests: DEFAULT_WARM_UP_REQUESTS, refused: 0, ms: expect.any(Number) },
+    });
+    expect(service.logs.map((line) => line.message)).toContain(
+      "concurrent requests share model runs (waiting up to 1 ms)",
+    );
     expect(ready.startupMs).toEqual(expect.any(Number));
     // Cloud Logging's fields, so GKE shows the level; pino's number for everything else.
     expect(ready).toMatchObject({
@@ -77,6 +85,31 @@ describe("server process", () => {
     expect(metrics).toContain('model_info{name="iris",version="1",platform="onnxruntime"} 1');
     expect(metrics).toMatch(
       /http_request_duration_seconds_count\{method="GET",route="\/readyz",status="200"\} 1/,
+    );
+    // The warm-up's requests and model runs are not clients' traffic: none is counted.
+    expect(metrics).not.toMatch(/method="POST"/);
+    expect(metrics).toMatch(/^model_batch_size_count 0$/m);
+    expect(metrics).toMatch(/^model_batch_wait_seconds_count 0$/m);
+  });
+
+  it("reports ready without a warm-up when WARM_UP_REQUESTS=0", async () => {
+    service = await startService({ WARM_UP_REQUESTS: "0", MAX_BATCH_DELAY_MS: "0" });
+    const ready = service.logs.find((line) => line.message === "ready")!;
+    expect(ready).not.toHaveProperty("warmUp");
+    expect(ready).toMatchObject({ limits: { maxBatchDelayMs: 0 } });
+    const answer = await fetch(`${service.url}/v2/models/iris/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        inputs: [{ name: "input", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }],
+      }),
+    });
+    // A one-row run, padded as with batching on: the answer does not depend on the setting.
+    const { outputs } = (await answer.json()) as { outputs: { data: number[] }[] };
+    expect(outputs[1].data).toEqual([0.9823799, 0.017619837, 2.2470935e-7]);
+    // Planned with the first request, since no warm-up came before it.
+    await until(() =>
+      service!.logs.some((line) => line.message === "requests run alone: MAX_BATCH_DELAY_MS is 0"),
     );
   });
 
@@ -104,9 +137,16 @@ describe("server process", () => {
       headers: { "content-type": "application/json", "x-request-id": "trace-me" },
       body: JSON.stringify({ X: [1, 2] }),
     });
-    await until(() => service!.logs.some((line) => line.message === "request completed"));
-    const line = service.logs.find((entry) => entry.message === "request completed")!;
-    expect(line).toMatchObject({ level: 20, req: { id: "trace-me" }, res: { statusCode: 200 } });
+    const completed = () =>
+      service!.logs.filter((entry) => entry.message === "request completed") as {
+        req: { id: string };
+      }[];
+    await until(() => completed().some((line) => line.req.id === "trace-me"));
+    const line = completed().find((entry) => entry.req.id === "trace-me");
+    expect(line).toMatchObject({ level: 20, res: { statusCode: 200 } });
+    // The warm-up's requests, each under an id that says so.
+    const ids = completed().map((entry) => entry.req.id);
+    expect(ids.filter((id) => id.startsWith("warm-up-"))).toHaveLength(DEFAULT_WARM_UP_REQUESTS);
   });
 
   it("on SIGTERM finishes the request in flight, refuses new connections and exits 0", async () => {

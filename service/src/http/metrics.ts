@@ -64,6 +64,22 @@ export class Metrics {
     });
   }
 
+  /** Zeroes what counts requests and model runs: what the warm-up sent is not clients' traffic. */
+  forgetRequests(): void {
+    for (const metric of [
+      this.requestDuration,
+      this.inferenceDuration,
+      this.inferenceErrors,
+      this.batchSize,
+      this.batchWait,
+    ]) {
+      metric.reset();
+    }
+    // Unlabelled series are shown from the start, at zero, as before any request.
+    this.batchSize.zero({});
+    this.batchWait.zero({});
+  }
+
   /** Records one model run that stacked requests which waited `waitedMs` each. */
   observeRun(waitedMs: readonly number[]): void {
     this.batchSize.observe(waitedMs.length);
