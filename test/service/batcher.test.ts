@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { planStacking, type StackingPlan } from "../../service/src/model/batch";
 import { Batcher, type BatchingOptions } from "../../service/src/model/batcher";
 import type { Model, Tensor } from "../../service/src/model/model";
-import { rowSum } from "../fixtures/batch-models";
+import { rowSum, tableLookup } from "../fixtures/batch-models";
 import { identityModel, irisModel, onnxModel } from "./protocols/support";
 
 /** Keeps the thread busy, as onnxruntime's run does. */
@@ -251,6 +251,40 @@ describe("Batcher on real models (property)", () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it("fails only the request whose values onnxruntime refuses, though it shared the run", async () => {
+    const model = await onnxModel(tableLookup(), "lookup");
+    served.push(model);
+    const runs: number[] = [];
+    const runner = new Batcher(model, {
+      maxDelayMs: 1,
+      maxRows: 64,
+      sliceMs: 10,
+      plan: () => planStacking(model),
+      onRun: (waitedMs) => runs.push(waitedMs.length),
+    });
+    const indices = (...values: number[]): Tensor[] => [
+      {
+        name: "i",
+        datatype: "INT64",
+        shape: [values.length, 1],
+        data: BigInt64Array.from(values, BigInt),
+      },
+    ];
+    const answers = await Promise.allSettled(
+      [indices(1), indices(2, 3), indices(99), indices(-1)].map((inputs) => runner.predict(inputs)),
+    );
+    const values = answers.map((answer) =>
+      answer.status === "fulfilled" ? Array.from(answer.value[0].data as Float32Array) : "failed",
+    );
+    expect(values).toEqual([[1.5], [2.5, 3.5], "failed", [9.5]]);
+    expect((answers[2] as PromiseRejectedResult).reason).toHaveProperty(
+      "message",
+      expect.stringContaining("idx=99"),
+    );
+    // One shared run of all four, which the bad index failed; then each request alone.
+    expect(runs).toEqual([4, 1, 1, 1, 1]);
   });
 
   it("answers every request bit for bit as when it runs alone: rows of any length", async () => {

@@ -5,7 +5,7 @@ import { createExpressServer } from "../../../service/src/http/express-server";
 import { Metrics } from "../../../service/src/http/metrics";
 import { loadModel } from "../../../service/src/model/load";
 import type { Model } from "../../../service/src/model/model";
-import { rowSum } from "../../fixtures/batch-models";
+import { rowSum, tableLookup } from "../../fixtures/batch-models";
 import { kerasDense } from "../../fixtures/onnx-models";
 import {
   SKLEARN_MODELS,
@@ -77,9 +77,9 @@ async function stackedRuns(metrics: Metrics): Promise<{ runs: number; requests: 
 
 /**
  * Sends `calls` all at once to a batching app and one by one to an app that does not batch, and
- * expects the same answers, with some runs shared.
+ * expects the same answers, with some runs shared. Returns the answers and both apps' runs.
  */
-async function expectSameAnswers(model: Model, calls: readonly Call[]): Promise<string[]> {
+async function expectSameAnswers(model: Model, calls: readonly Call[]) {
   const batching = await serve(model, 1);
   const alone = await serve(model, 0);
   try {
@@ -87,10 +87,11 @@ async function expectSameAnswers(model: Model, calls: readonly Call[]): Promise<
     const oneByOne: string[] = [];
     for (const call of calls) oneByOne.push(await send(alone.url, call));
     expect(together).toEqual(oneByOne);
-    const { runs, requests } = await stackedRuns(batching.metrics);
-    expect(runs).toBeLessThan(requests);
-    expect(await stackedRuns(alone.metrics)).toEqual({ runs: requests, requests });
-    return together;
+    const batched = await stackedRuns(batching.metrics);
+    expect(batched.runs).toBeLessThan(batched.requests);
+    const single = await stackedRuns(alone.metrics);
+    expect(single.runs).toBe(single.requests);
+    return { answers: together, batched, single };
   } finally {
     await batching.close();
     await alone.close();
@@ -192,12 +193,47 @@ describe("batching on the wire", () => {
         }),
         json("/score", { X: [row, row.map((value) => value * i)] }),
       ]);
-      const answers = await expectSameAnswers(model, calls);
+      const { answers } = await expectSameAnswers(model, calls);
       rows.forEach((row, i) => {
         const sum = row.reduce((a, b) => a + b, 0);
         expect(JSON.parse(answers[2 * i].slice(4)).outputs[0].data).toEqual([sum]);
         expect(answers[2 * i + 1]).toBe(`200 {"score":[[${sum}],[${sum * i}]]}`);
       });
+    } finally {
+      await model.close();
+    }
+  });
+
+  it("answers a bad request in a batch as it would alone, and its batch-mates as if it had not come", async () => {
+    const model = await onnxModel(tableLookup(), "lookup");
+    try {
+      const v2 = (...indices: number[]) =>
+        json("/v2/models/lookup/infer", {
+          inputs: [{ name: "i", datatype: "INT64", shape: [indices.length, 1], data: indices }],
+        });
+      // Indices outside -10..9 fail onnxruntime's run; the others are refused before the model.
+      const calls: Call[] = [
+        v2(1),
+        v2(99),
+        v2(2, 3),
+        json("/score", { X: [[4], [-11]] }),
+        v2(5),
+        { path: "/v2/models/lookup/infer", body: '{"inputs": [' },
+        json("/score", { X: [[1, 2]] }),
+        v2(-1),
+        json("/score", { X: [["a"]] }),
+        v2(100),
+        json("/score", { X: [[7], [8]] }),
+      ];
+      const { answers, batched, single } = await expectSameAnswers(model, calls);
+      // The bad requests' answers are those they get alone (checked above); the rest succeed.
+      const succeeded = answers.flatMap((answer, i) => (answer.startsWith("200 ") ? [i] : []));
+      expect(succeeded).toEqual([0, 2, 4, 7, 10]);
+      const data = (answer: string) => JSON.parse(answer.slice(4)).outputs[0].data;
+      expect([0, 2, 4, 7].map((i) => data(answers[i]))).toEqual([[1.5], [2.5, 3.5], [5.5], [9.5]]);
+      expect(answers[10]).toBe('200 {"score":[[7.5],[8.5]]}');
+      // Runs that a bad index failed were shared: their requests ran again, alone, and counted twice.
+      expect(batched.requests).toBeGreaterThan(single.requests);
     } finally {
       await model.close();
     }
