@@ -1,4 +1,5 @@
 import http from "node:http";
+import { freePort } from "../../service/bench/load";
 import { DEFAULT_WARM_UP_REQUESTS } from "../../service/src/warm-up";
 import { failedStart, startService, type ServiceProcess } from "./support/service-process";
 
@@ -90,6 +91,51 @@ describe("server process", () => {
     expect(metrics).not.toMatch(/method="POST"/);
     expect(metrics).toMatch(/^model_batch_size_count 0$/m);
     expect(metrics).toMatch(/^model_batch_wait_seconds_count 0$/m);
+  });
+
+  it("answers /readyz 503 while it warms up, and 200 only after the warm-up's last answer", async () => {
+    const port = await freePort();
+    const probes: number[] = [];
+    // Probes from the moment the process starts, each under an id the debug log shows.
+    const probing = (async () => {
+      while (probes.at(-1) !== 200) {
+        const status = await fetch(`http://127.0.0.1:${port}/readyz`, {
+          headers: { "x-request-id": `probe-${probes.length}` },
+        }).then(
+          (response) => response.status,
+          () => 0,
+        );
+        probes.push(status);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    service = await startService({
+      PORT: String(port),
+      LOG_LEVEL: "debug",
+      WARM_UP_REQUESTS: "500",
+    });
+    await probing;
+    // The log, in the order the service answered: every warm-up request, the probes, `ready`.
+    const answered = () =>
+      service!.logs.flatMap((line) => {
+        if (line.message === "ready") return ["ready"];
+        const { req, res } = line as { req?: { id: string }; res?: { statusCode: number } };
+        if (!req || !res) return [];
+        return [req.id.startsWith("warm-up-") ? "warm-up" : `${req.id} ${res.statusCode}`];
+      });
+    await until(() => answered().some((entry) => entry.endsWith(" 200")));
+    const order = answered();
+    const warmUps = order.filter((entry) => entry === "warm-up");
+    expect(warmUps).toHaveLength(500);
+    const [firstWarmUp, lastWarmUp] = [order.indexOf("warm-up"), order.lastIndexOf("warm-up")];
+    const during = order.slice(firstWarmUp, lastWarmUp).filter((entry) => entry !== "warm-up");
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.filter((entry) => !/^probe-\d+ 503$/.test(entry))).toEqual([]);
+    // `ready` is logged after the warm-up's last answer, and the first 200 after it.
+    const firstOk = order.findIndex((entry) => entry.endsWith(" 200"));
+    expect(order.indexOf("ready")).toBeGreaterThan(lastWarmUp);
+    expect(firstOk).toBeGreaterThan(order.indexOf("ready"));
+    expect(probes.slice(0, -1).filter((status) => status !== 0 && status !== 503)).toEqual([]);
   });
 
   it("reports ready without a warm-up when WARM_UP_REQUESTS=0", async () => {
