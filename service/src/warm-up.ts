@@ -11,6 +11,12 @@ import { encodeFlat, encodeNested } from "./protocols/tensor-codec";
  * runs to be over. Chosen by measuring the first seconds after ready (README, Benchmark).
  */
 export const DEFAULT_WARM_UP_REQUESTS = 3000;
+/**
+ * Longest the warm-up goes on, whatever the number of requests: a model whose run takes 50 ms
+ * would otherwise keep a new pod out of service for minutes (3000 runs), while the request
+ * path's code is optimised after a few hundred requests whatever the model.
+ */
+export const WARM_UP_MAX_MS = 5_000;
 /** Concurrent connections, so that requests also share model runs as they do under load. */
 const WARM_UP_CONNECTIONS = 16;
 
@@ -64,14 +70,16 @@ export function warmUpRequests(model: Model): WarmUpRequest[] {
  * Sends `requests` of `warmUpRequests(model)`, in turn, over WARM_UP_CONNECTIONS, to the service
  * listening at `address`: through the whole request path (HTTP parsing, routing, the body
  * reader, decoding, the model, stacked as under load, and encoding). Resolves when all are
- * answered.
+ * answered, or once `maxMs` have passed (every protocol's body is sent once all the same).
  */
 export async function warmUp(
   address: AddressInfo,
   model: Model,
   requests: number,
+  maxMs = WARM_UP_MAX_MS,
 ): Promise<WarmUpResult> {
   const startedAt = performance.now();
+  const deadline = startedAt + maxMs;
   const host =
     address.address === "0.0.0.0"
       ? "127.0.0.1"
@@ -91,7 +99,9 @@ export async function warmUp(
     for (const request of first) if (isSuccess(await send(request))) bodies.push(request);
     const refused = first.length - bodies.length;
     const connection = async (): Promise<void> => {
-      while (bodies.length > 0 && sent < requests) await send(bodies[sent % bodies.length]);
+      while (bodies.length > 0 && sent < requests && performance.now() < deadline) {
+        await send(bodies[sent % bodies.length]);
+      }
     };
     await Promise.all(Array.from({ length: WARM_UP_CONNECTIONS }, connection));
     return { requests: sent, refused, ms: performance.now() - startedAt };

@@ -10,13 +10,13 @@ import { sklearnModelPath } from "../fixtures/sklearn-models";
 import { identityModel, irisModel } from "./protocols/support";
 
 /** Serves `model` on loopback, runs the warm-up against it, and counts what arrived. */
-async function warmUpAgainst(model: Model, requests: number) {
+async function warmUpAgainst(model: Model, requests: number, maxMs?: number) {
   const metrics = new Metrics();
   const app = createApp({ model, maxBatchSize: 64, bodyLimitBytes: 1_000_000, metrics });
   const server: Server = createExpressServer(app);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   try {
-    const result = await warmUp(server.address() as AddressInfo, model, requests);
+    const result = await warmUp(server.address() as AddressInfo, model, requests, maxMs);
     const { values } = await metrics.requestDuration.get();
     const counted = values.filter((value) => value.metricName?.endsWith("_count"));
     const byStatus = (status: string) =>
@@ -63,6 +63,25 @@ describe("the warm-up", () => {
     } finally {
       await churn.close();
     }
+  });
+
+  it("stops after its time however many requests are left, for a slow model", async () => {
+    // 20 ms a run on the thread, as a large model's run holds it: 3000 runs would take a minute.
+    const slow: Model = {
+      ...identityModel(),
+      predict: async (inputs: readonly Tensor[]) => {
+        const until = performance.now() + 20;
+        while (performance.now() < until);
+        return [{ ...inputs[0], name: "output" }];
+      },
+    };
+    const { result, ok } = await warmUpAgainst(slow, 3000, 300);
+    // Every protocol's body once, then as many as fit in 300 ms: 20 ms a run, plus the last
+    // round of runs already under way when the time was up.
+    expect(result.requests).toBeGreaterThanOrEqual(5);
+    expect(result.requests).toBeLessThan(60);
+    expect(result.ms).toBeLessThan(300 + 16 * 20 + 1000);
+    expect(ok).toBe(result.requests);
   });
 
   it("sends a body the service refuses only once, and stops when it refuses them all", async () => {
