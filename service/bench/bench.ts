@@ -1,199 +1,221 @@
 /**
- * `npm run bench`: loads the service on loopback with the server pinned to one core and wrk to the
- * other, for `/score` on the identity and iris models, beside a bare node:http JSON echo as the
- * ceiling. Prints requests/s, p50 and p99 at 32 connections, peak RSS and start-to-ready time.
+ * `npm run bench`: the service beside its peers, each server pinned to one core and wrk to the
+ * other, all loaded with the same one-row iris request through the Open Inference Protocol v2:
+ * a bare node:http JSON echo (the ceiling), mlscore on the identity model, mlscore on iris with
+ * batching off and on, and Seldon's MLServer on iris (scikit-learn), at 1, 32 and 128
+ * connections. Then the first 2 s after ready, with and without the warm-up, against the same
+ * process once warm. Prints requests/s, p50, p99, peak RSS and start-to-ready, and the targets.
+ *
+ * BENCH_SECONDS (10) per measurement, BENCH_CONNECTIONS ("1,32,128"), BENCH_REPEAT (1): with
+ * more, each cell is the median of fresh processes, with the range beside it.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import {
+  LOAD_CORE,
+  SERVER_CORE,
+  freePort,
+  peakRssMb,
+  requireTools,
+  start,
+  wrk,
+  type LoadResult,
+  type ServerSpec,
+} from "./load";
+import { echoServer, mlserver, mlserverEnv } from "./peers";
 
-const SERVER_CORE = "0";
-const LOAD_CORE = "1";
-const CONNECTIONS = 32;
-const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
 const SERVER_JS = path.resolve(__dirname, "..", "dist", "server.js");
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "1,32,128").split(",").map(Number);
+const REPEAT = Number(process.env.BENCH_REPEAT ?? 1);
+/** Load before each measurement: JIT, connection pools, the model's first runs. */
+const WARM_SECONDS = 2;
 
-/** The ceiling: the least a Node server can do to answer a JSON POST. */
-const ECHO_SERVER = `
-const http = require("node:http");
-const server = http.createServer((req, res) => {
-  const chunks = [];
-  req.on("data", (c) => chunks.push(c));
-  req.on("end", () => {
-    const body = JSON.stringify(JSON.parse(Buffer.concat(chunks).toString()));
-    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
-  });
+/** The one request every server gets: one iris row, OIP v2. */
+const IRIS_V2 = JSON.stringify({
+  inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }],
 });
-server.listen(Number(process.env.PORT), "127.0.0.1");
-`;
 
 interface Target {
   readonly name: string;
-  readonly args: string[];
-  readonly env: Record<string, string>;
-  readonly body: string;
+  readonly path: string;
+  readonly server: (port: number) => ServerSpec | Promise<ServerSpec>;
 }
 
-const IRIS_ROW = JSON.stringify({ X: [[5.1, 3.5, 1.4, 0.2]] });
+const service =
+  (env: Record<string, string>) =>
+  (port: number): ServerSpec => ({
+    argv: [process.execPath, SERVER_JS],
+    env: { HOST: "127.0.0.1", PORT: String(port), ...env },
+    readyPath: "/readyz",
+  });
+
+const IRIS_OFF = "mlscore, iris, batching off";
+const IRIS_ON = "mlscore, iris, batching on (default)";
+const MLSERVER = "MLServer 1.7.1, iris";
 const TARGETS: Target[] = [
-  { name: "node:http JSON echo (ceiling)", args: ["-e", ECHO_SERVER], env: {}, body: IRIS_ROW },
+  { name: "node:http JSON echo (ceiling)", path: "/", server: echoServer },
   {
-    name: "/score, identity",
-    args: [SERVER_JS],
-    env: { MODEL_URI: "identity" },
-    body: IRIS_ROW,
+    name: "mlscore, identity",
+    path: "/v2/models/identity/infer",
+    server: service({ MODEL_URI: "identity" }),
   },
-  { name: "/score, iris (ONNX)", args: [SERVER_JS], env: {}, body: IRIS_ROW },
+  { name: IRIS_OFF, path: "/v2/models/iris/infer", server: service({ MAX_BATCH_DELAY_MS: "0" }) },
+  { name: IRIS_ON, path: "/v2/models/iris/infer", server: service({}) },
+  {
+    name: `${MLSERVER}, inference in the server process`,
+    path: "/v2/models/iris/infer",
+    server: (port) => mlserver(port, 0),
+  },
+  {
+    name: `${MLSERVER}, one inference worker process (its default)`,
+    path: "/v2/models/iris/infer",
+    server: (port) => mlserver(port, 1),
+  },
 ];
 
-interface Result {
-  readonly name: string;
-  readonly requestsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
+interface Row extends LoadResult {
+  readonly target: string;
+  readonly connections: number;
   readonly peakRssMb: number;
-  readonly startToReadyMs: number;
-  readonly errors: number;
+  readonly readyMs: number;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A port that was free a moment ago, so the servers' stdout can go straight to /dev/null. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Starts a server pinned to SERVER_CORE; resolves once it answers (the service: /readyz). */
-async function start(
-  target: Target,
-): Promise<{ child: ChildProcess; port: number; readyMs: number }> {
+async function measure(target: Target, connections: number): Promise<Row> {
   const port = await freePort();
-  const startedAt = performance.now();
-  // Logs go to /dev/null, not a pipe: the service still formats a JSON line per request.
-  const child = spawn("taskset", ["-c", SERVER_CORE, process.execPath, ...target.args], {
-    env: { PATH: process.env.PATH ?? "", HOST: "127.0.0.1", PORT: String(port), ...target.env },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const probe = target.args[0] === "-e" ? { method: "POST", body: "{}" } : { method: "GET" };
-  const probePath = target.args[0] === "-e" ? "/" : "/readyz";
-  while (performance.now() - startedAt < 20_000 && child.exitCode === null) {
-    const ok = await fetch(`http://127.0.0.1:${port}${probePath}`, probe).then(
-      (response) => response.ok,
-      () => false,
-    );
-    if (ok) return { child, port, readyMs: performance.now() - startedAt };
-    await sleep(2);
-  }
-  child.kill("SIGKILL");
-  throw new Error(`${target.name}: not ready in 20 s (exit code ${child.exitCode})`);
-}
-
-/** wrk prints latencies as 812.00us, 1.23ms or 1.02s. */
-function milliseconds(value: string): number {
-  const [, number, unit] = /^([\d.]+)(us|ms|s)$/.exec(value) ?? [];
-  if (!number) throw new Error(`cannot read wrk latency "${value}"`);
-  return Number(number) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1);
-}
-
-function wrk(
-  port: number,
-  body: string,
-  seconds: number,
-): { rps: number; p50: number; p99: number; errors: number } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "mlscore-bench-"));
-  const script = path.join(dir, "post.lua");
-  writeFileSync(
-    script,
-    `wrk.method = "POST"\nwrk.body = '${body}'\nwrk.headers["Content-Type"] = "application/json"\n`,
-  );
-  const output = execFileSync(
-    "taskset",
-    [
-      "-c",
-      LOAD_CORE,
-      "wrk",
-      "-t1",
-      `-c${CONNECTIONS}`,
-      `-d${seconds}s`,
-      "--latency",
-      "-s",
-      script,
-      `http://127.0.0.1:${port}/score`,
-    ],
-    { encoding: "utf8" },
-  );
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1]);
-  const p50 = milliseconds(/\s50%\s+(\S+)/.exec(output)?.[1] ?? "");
-  const p99 = milliseconds(/\s99%\s+(\S+)/.exec(output)?.[1] ?? "");
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(output)?.[1] ?? 0);
-  const socketErrors =
-    /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/
-      .exec(output)
-      ?.slice(1)
-      .reduce((sum, n) => sum + Number(n), 0) ?? 0;
-  return { rps, p50, p99, errors: non2xx + socketErrors };
-}
-
-/** Peak resident set of the server: taskset execs node, so the pid is node's own. */
-function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
-  return kb / 1024;
-}
-
-async function measure(target: Target): Promise<Result> {
-  const { child, port, readyMs } = await start(target);
+  const server = await start(await target.server(port), port);
   try {
-    wrk(port, target.body, 2); // warm-up: JIT, connection pool, ONNX arenas
-    const run = wrk(port, target.body, DURATION_S);
+    const url = `${server.url}${target.path}`;
+    wrk(url, IRIS_V2, connections, WARM_SECONDS);
+    const load = wrk(url, IRIS_V2, connections, SECONDS);
     return {
-      name: target.name,
-      requestsPerSecond: run.rps,
-      p50Ms: run.p50,
-      p99Ms: run.p99,
-      peakRssMb: peakRssMb(child.pid!),
-      startToReadyMs: readyMs,
-      errors: run.errors,
+      target: target.name,
+      connections,
+      ...load,
+      peakRssMb: peakRssMb(server.child.pid!),
+      readyMs: server.readyMs,
     };
   } finally {
-    child.kill("SIGKILL");
+    server.stop();
+  }
+}
+
+const median = (values: readonly number[]) =>
+  [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)];
+
+/** The median of `rows`, with the range when there is more than one. */
+function cell(rows: readonly Row[], pick: (row: Row) => number, digits: number): string {
+  const values = rows.map(pick);
+  const text = median(values).toFixed(digits);
+  if (values.length === 1) return text;
+  return `${text} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+}
+
+function printTable(results: Map<string, Row[]>): void {
+  const echo = (connections: number) =>
+    median(results.get(`${TARGETS[0].name}@${connections}`)?.map((row) => row.rps) ?? [NaN]);
+  console.log(
+    "| target | connections | requests/s | % of echo | p50 ms | p99 ms | peak RSS MB | start-to-ready ms | errors |",
+  );
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+  for (const rows of results.values()) {
+    const { target, connections } = rows[0];
+    const share = ((100 * median(rows.map((row) => row.rps))) / echo(connections)).toFixed(0);
+    console.log(
+      `| ${target} | ${connections} | ${cell(rows, (r) => r.rps, 0)} | ${share}% | ${cell(rows, (r) => r.p50Ms, 2)} | ${cell(rows, (r) => r.p99Ms, 2)} | ${cell(rows, (r) => r.peakRssMb, 0)} | ${cell(rows, (r) => r.readyMs, 0)} | ${rows.reduce((sum, r) => sum + r.errors, 0)} |`,
+    );
+  }
+}
+
+function printTargets(results: Map<string, Row[]>): void {
+  const at = (name: string, connections: number) => {
+    const rows = results.get(`${name}@${connections}`);
+    if (!rows) return undefined;
+    return {
+      rps: median(rows.map((r) => r.rps)),
+      p50: median(rows.map((r) => r.p50Ms)),
+      p99: median(rows.map((r) => r.p99Ms)),
+    };
+  };
+  const verdict = (met: boolean) => (met ? "met" : "MISSED");
+  const on32 = at(IRIS_ON, 32);
+  const peers = TARGETS.filter((t) => t.name.startsWith(MLSERVER)).map((t) => at(t.name, 32));
+  const best = Math.max(...peers.map((peer) => peer?.rps ?? 0));
+  if (on32 && best > 0) {
+    const ratio = on32.rps / best;
+    console.log(
+      `- iris, 32 connections: ${ratio.toFixed(1)}× MLServer's best requests/s (target ≥ 5×: ${verdict(ratio >= 5)}), p99 ${on32.p99.toFixed(2)} ms (target < 5 ms: ${verdict(on32.p99 < 5)})`,
+    );
+  }
+  const [on128, off128] = [at(IRIS_ON, 128), at(IRIS_OFF, 128)];
+  if (on128 && off128) {
+    const gain = on128.rps / off128.rps - 1;
+    console.log(
+      `- iris, 128 connections: batching ${gain >= 0 ? "+" : ""}${(100 * gain).toFixed(0)}% requests/s (target ≥ +30%: ${verdict(gain >= 0.3)}), p99 ${on128.p99.toFixed(2)} against ${off128.p99.toFixed(2)} ms (target no worse: ${verdict(on128.p99 <= off128.p99)})`,
+    );
+  }
+  const [on1, off1] = [at(IRIS_ON, 1), at(IRIS_OFF, 1)];
+  if (on1 && off1) {
+    const added = on1.p50 - off1.p50;
+    console.log(
+      `- iris, 1 connection: batching adds ${added.toFixed(3)} ms to p50 (target ≤ 0.2 ms: ${verdict(added <= 0.2)})`,
+    );
+  }
+}
+
+/** p99 and requests/s of the first 2 s after ready, then of 2 s more once warm. */
+async function firstSeconds(env: Record<string, string>) {
+  const port = await freePort();
+  const server = await start(service(env)(port), port);
+  try {
+    const url = `${server.url}/v2/models/iris/infer`;
+    const first = wrk(url, IRIS_V2, 32, 2);
+    const warm = wrk(url, IRIS_V2, 32, 2);
+    return { first, warm, readyMs: server.readyMs };
+  } finally {
+    server.stop();
+  }
+}
+
+async function printFirstSeconds(): Promise<void> {
+  console.log(
+    "\n| iris, 32 connections | start-to-ready ms | first 2 s p99 ms | first 2 s requests/s | warm p99 ms | warm requests/s |",
+  );
+  console.log("|---|---:|---:|---:|---:|---:|");
+  for (const [name, env] of [
+    ["no warm-up (WARM_UP_REQUESTS=0)", { WARM_UP_REQUESTS: "0" }],
+    ["warm-up (default)", {}],
+  ] as const) {
+    for (let i = 0; i < Math.max(REPEAT, 3); i++) {
+      const { first, warm, readyMs } = await firstSeconds(env);
+      console.log(
+        `| ${name} | ${readyMs.toFixed(0)} | ${first.p99Ms.toFixed(2)} | ${first.rps.toFixed(0)} | ${warm.p99Ms.toFixed(2)} | ${warm.rps.toFixed(0)} |`,
+      );
+    }
   }
 }
 
 async function main(): Promise<void> {
-  for (const tool of ["wrk", "taskset"]) {
-    try {
-      execFileSync("which", [tool], { stdio: "ignore" });
-    } catch {
-      throw new Error(
-        `${tool} is missing: apt-get install ${tool === "wrk" ? "wrk" : "util-linux"}`,
-      );
+  requireTools();
+  mlserverEnv(); // made before any timing starts
+  const [load1, load5] = os.loadavg();
+  console.log(
+    `mlscore benchmark: node ${process.version}, servers on core ${SERVER_CORE}, wrk on core ${LOAD_CORE}, ` +
+      `${SECONDS} s per measurement after ${WARM_SECONDS} s of warm-up, ${REPEAT} run(s) each; ` +
+      `load average ${load1.toFixed(2)} (1 min), ${load5.toFixed(2)} (5 min)\n`,
+  );
+  const results = new Map<string, Row[]>();
+  for (const target of TARGETS) {
+    for (const connections of CONNECTIONS) {
+      const rows: Row[] = [];
+      for (let i = 0; i < REPEAT; i++) rows.push(await measure(target, connections));
+      results.set(`${target.name}@${connections}`, rows);
     }
   }
-  const node = process.version;
-  console.log(
-    `mlscore benchmark: node ${node}, server on core ${SERVER_CORE}, wrk on core ${LOAD_CORE}, ${CONNECTIONS} connections, ${DURATION_S} s per target\n`,
-  );
-  const results: Result[] = [];
-  for (const target of TARGETS) results.push(await measure(target));
-
-  const ceiling = results[0].requestsPerSecond;
-  console.log(
-    "| target | requests/s | % of echo | p50 ms | p99 ms | peak RSS MB | start-to-ready ms | errors |",
-  );
-  console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
-  for (const r of results) {
-    console.log(
-      `| ${r.name} | ${r.requestsPerSecond.toFixed(0)} | ${((100 * r.requestsPerSecond) / ceiling).toFixed(0)}% | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.peakRssMb.toFixed(0)} | ${r.startToReadyMs.toFixed(0)} | ${r.errors} |`,
-    );
-  }
+  printTable(results);
+  console.log("");
+  printTargets(results);
+  await printFirstSeconds();
 }
 
 main().catch((error: unknown) => {

@@ -43,6 +43,8 @@ async function load(env: Record<string, string>): Promise<Load> {
       PORT: "0",
       LOG_LEVEL: "info",
       MODEL_CACHE_DIR: cacheDir,
+      // What loading costs, not answering: the big models' answers are 32 MiB of floats a row.
+      WARM_UP_REQUESTS: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "inherit"],

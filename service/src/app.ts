@@ -7,15 +7,19 @@ import { Metrics } from "./http/metrics";
 import { observeRequests, recordFault } from "./http/observe";
 import { buildOpenApi } from "./http/openapi";
 import type { Protocol } from "./http/protocol";
-import { Turns } from "./http/turns";
+import { SLICE_MS, Turns } from "./http/turns";
+import { planStacking, type StackingPlan } from "./model/batch";
+import { Batcher } from "./model/batcher";
 import type { Model } from "./model/model";
 import { withPredict } from "./model/with-predict";
 import { protocols } from "./protocols";
 
 export interface AppOptions {
   readonly model: Model;
-  /** Most rows one request may carry. */
+  /** Most rows one request may carry, and one model run may stack. */
   readonly maxBatchSize: number;
+  /** Longest a request waits for others to share its model run; 0 (default): runs alone. */
+  readonly maxBatchDelayMs?: number;
   /** Largest request body accepted, in bytes (more: 413); default: derived from the model. */
   readonly bodyLimitBytes?: number;
   /** Most request-body bytes held at once (more: 503); default: DEFAULT_BODY_BYTES_IN_FLIGHT. */
@@ -45,7 +49,17 @@ export function createApp(options: AppOptions): express.Express {
   metrics.watchBodyBudget(budget);
   const turns = new Turns();
   const timed = metrics.instrument(options.model);
-  const model = withPredict(timed, (inputs) => turns.predict(() => timed.predict(inputs)));
+  const batcher = new Batcher(timed, {
+    maxDelayMs: options.maxBatchDelayMs ?? 0,
+    maxRows: options.maxBatchSize,
+    sliceMs: SLICE_MS,
+    plan: () => planStacking(options.model),
+    onPlan: (plan) =>
+      logger.info({ batching: plan }, describePlan(plan, options.maxBatchDelayMs ?? 0)),
+    arriving: () => turns.queued,
+    onRun: (waitedMs) => metrics.observeRun(waitedMs),
+  });
+  const model = withPredict(timed, (inputs) => batcher.predict(inputs));
   const openapi = buildOpenApi(protocols, model);
 
   const app = express();
@@ -84,6 +98,14 @@ export function createApp(options: AppOptions): express.Express {
   });
   app.use(handleErrors(protocols));
   return app;
+}
+
+/** How requests will run, for the log. */
+function describePlan(plan: StackingPlan, maxBatchDelayMs: number): string {
+  if (!plan.stacks) return `requests run alone: ${plan.reason ?? ""}`;
+  return maxBatchDelayMs > 0
+    ? `concurrent requests share model runs (waiting up to ${maxBatchDelayMs} ms)`
+    : "requests run alone: MAX_BATCH_DELAY_MS is 0";
 }
 
 /** Errors from Express itself (a malformed path parameter) carry a 4xx `status`. */

@@ -3,6 +3,7 @@ import { DEFAULT_BODY_TIMEOUT_SECONDS } from "./http/body-limit";
 import { defaultModelCacheDir } from "./model/download";
 import type { S3Settings } from "./model/stores";
 import { withoutUrlSecrets } from "./redact";
+import { DEFAULT_WARM_UP_REQUESTS } from "./warm-up";
 
 /** The service's whole configuration, read once from the environment at start. */
 export interface ServiceConfig {
@@ -23,7 +24,12 @@ export interface ServiceConfig {
   readonly modelCacheDir: string;
   /** How an `s3://` model is reached: AWS_REGION, AWS_ENDPOINT_URL_S3 and the credentials. */
   readonly s3: S3Settings;
+  /** Most rows one request may carry, and one model run may stack from several. */
   readonly maxBatchSize: number;
+  /** Longest a request waits for others to share its model run, in ms; 0: batching off. */
+  readonly maxBatchDelayMs: number;
+  /** Requests the service sends itself before it reports ready; 0: none. */
+  readonly warmUpRequests: number;
   /** Largest request body; `undefined`: derived from the model (`defaultBodyLimit`). */
   readonly bodyLimitBytes: number | undefined;
   /** Most request-body bytes held at once across all connections; `undefined`: the default. */
@@ -60,6 +66,9 @@ export function defaultModelLoadTimeoutSeconds(modelMaxBytes: number): number {
   return 30 + Math.ceil(modelMaxBytes / (4 * MiB));
 }
 
+/** Chosen from the benchmark (README, Benchmark): see the configuration table for the trade-off. */
+const DEFAULT_MAX_BATCH_DELAY_MS = 1;
+
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
@@ -86,6 +95,18 @@ export const BUCKET_URIS: Readonly<Record<string, RegExp>> = {
   // No query or fragment: an S3 object is named by its key alone, never presigned here.
   s3: /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^?#]+$/,
 };
+/** The number of milliseconds in `key` (fractions allowed), or `fallback` when it is unset. */
+function milliseconds(env: Env, key: string, fallback: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || value > max) {
+    throw new ConfigError(
+      `${key} must be a number of milliseconds from 0 to ${max}, such as 0.5 (got "${raw}")`,
+    );
+  }
+  return value;
+}
 
 function checkModelUri(uri: string): string {
   if (uri === "identity" || uri.startsWith("https://")) return uri;
@@ -222,6 +243,8 @@ export function readConfig(env: Env): ServiceConfig {
     modelCacheDir: path.resolve(env.MODEL_CACHE_DIR || defaultModelCacheDir()),
     s3: readS3Settings(env, modelUri),
     maxBatchSize: integer(env, "MAX_BATCH_SIZE", 1024, 1, 1_000_000),
+    maxBatchDelayMs: milliseconds(env, "MAX_BATCH_DELAY_MS", DEFAULT_MAX_BATCH_DELAY_MS, 1000),
+    warmUpRequests: integer(env, "WARM_UP_REQUESTS", DEFAULT_WARM_UP_REQUESTS, 0, 1_000_000),
     bodyLimitBytes,
     bodyBytesInFlight,
     bodyTimeoutSeconds: integer(env, "BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS, 1, 600),

@@ -1,4 +1,5 @@
 import type { RequestListener, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { createApp } from "./app";
 import { ConfigError, readConfig, type ServiceConfig } from "./config";
@@ -10,6 +11,7 @@ import { createLogger } from "./log";
 import { loadModel } from "./model/load";
 import type { Model } from "./model/model";
 import { withoutUrlSecrets } from "./redact";
+import { warmUp } from "./warm-up";
 
 /** Ends the process with one line that says why, for a start-up failure a user must fix. */
 function die(message: string): never {
@@ -64,17 +66,19 @@ async function main(): Promise<void> {
     limitBytes: config.bodyLimitBytes,
     bytesInFlight: config.bodyBytesInFlight,
   });
-  let listening = false;
+  let ready = false;
   let draining = false;
+  const metrics = new Metrics();
   const app = createApp({
     model,
     maxBatchSize: config.maxBatchSize,
+    maxBatchDelayMs: config.maxBatchDelayMs,
     bodyLimitBytes: limits.limitBytes,
     bodyBytesInFlight: limits.bytesInFlight,
     bodyTimeoutSeconds: config.bodyTimeoutSeconds,
-    isReady: () => listening && !draining,
+    isReady: () => ready && !draining,
     logger,
-    metrics: new Metrics(),
+    metrics,
   });
 
   // Responses not yet finished, so a drain can tell each to close its connection.
@@ -96,23 +100,42 @@ async function main(): Promise<void> {
     die(`cannot listen on ${config.host}:${config.port}: ${error.code ?? error.message}`);
   });
   server.listen(config.port, config.host, () => {
-    listening = true;
-    const address = server.address();
+    void becomeReady(server.address() as AddressInfo);
+  });
+
+  /** Warms the request path up through the socket, then reports ready. */
+  async function becomeReady(address: AddressInfo): Promise<void> {
+    const warm =
+      config.warmUpRequests > 0
+        ? await warmUp(address, model, config.warmUpRequests).catch((error: unknown) => {
+            logger.warn({ err: error }, "warm-up failed; ready without it");
+            return undefined;
+          })
+        : undefined;
+    // Stopped while warming up: the drain is under way, and this process will never be ready.
+    if (draining) return;
+    // What clients see in the metrics is their own traffic, not the warm-up's.
+    metrics.forgetRequests();
+    ready = true;
     logger.info(
       {
-        port: typeof address === "object" && address ? address.port : config.port,
+        port: address.port,
         model: { name: model.name, version: model.version, platform: model.platform },
         limits: {
           maxBatchSize: config.maxBatchSize,
+          maxBatchDelayMs: config.maxBatchDelayMs,
           maxBodyBytes: limits.limitBytes,
           maxBodyBytesInFlight: limits.bytesInFlight,
           bodyTimeoutSeconds: config.bodyTimeoutSeconds,
         },
+        ...(warm && {
+          warmUp: { requests: warm.requests, refused: warm.refused, ms: Math.round(warm.ms) },
+        }),
         startupMs: Math.round(performance.now() - startedAt),
       },
       "ready",
     );
-  });
+  }
 
   stop = (signal) => {
     if (draining) return;

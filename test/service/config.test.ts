@@ -8,6 +8,7 @@ import {
   readConfig,
 } from "../../service/src/config";
 import { SERVICE_VERSION } from "../../service/src/version";
+import { DEFAULT_WARM_UP_REQUESTS } from "../../service/src/warm-up";
 import servicePackage from "../../service/package.json";
 
 describe("readConfig", () => {
@@ -25,6 +26,8 @@ describe("readConfig", () => {
       modelLoadTimeoutSeconds: 158,
       modelCacheDir: path.join(os.tmpdir(), "mlscore-models"),
       maxBatchSize: 1024,
+      maxBatchDelayMs: 1,
+      warmUpRequests: DEFAULT_WARM_UP_REQUESTS,
       // Derived from the model and the bytes in flight once the model is loaded.
       bodyLimitBytes: undefined,
       bodyBytesInFlight: undefined,
@@ -47,6 +50,8 @@ describe("readConfig", () => {
       MODEL_LOAD_TIMEOUT_SECONDS: "600",
       MODEL_CACHE_DIR: "cache/models",
       MAX_BATCH_SIZE: "10",
+      MAX_BATCH_DELAY_MS: "0.25",
+      WARM_UP_REQUESTS: "0",
       MAX_BODY_BYTES: "2048",
       MAX_BODY_BYTES_IN_FLIGHT: "4096",
       BODY_TIMEOUT_SECONDS: "3",
@@ -64,6 +69,8 @@ describe("readConfig", () => {
       modelLoadTimeoutSeconds: 600,
       modelCacheDir: path.resolve("cache/models"),
       maxBatchSize: 10,
+      maxBatchDelayMs: 0.25,
+      warmUpRequests: 0,
       bodyLimitBytes: 2048,
       bodyBytesInFlight: 4096,
       bodyTimeoutSeconds: 3,
@@ -124,6 +131,10 @@ describe("readConfig", () => {
     [{ PORT: "70000" }, 'PORT must be a whole number from 0 to 65535 (got "70000")'],
     [{ PORT: "80.5" }, 'PORT must be a whole number from 0 to 65535 (got "80.5")'],
     [{ MAX_BATCH_SIZE: "0" }, 'MAX_BATCH_SIZE must be a whole number from 1 to 1000000 (got "0")'],
+    [
+      { WARM_UP_REQUESTS: "-5" },
+      'WARM_UP_REQUESTS must be a whole number from 0 to 1000000 (got "-5")',
+    ],
     [
       { MAX_BODY_BYTES: "10" },
       'MAX_BODY_BYTES must be a whole number from 1024 to 1073741824 (got "10")',
@@ -197,6 +208,18 @@ describe("readConfig", () => {
     ],
   ])("rejects %j with a message naming the variable", (env, message) => {
     expect(() => readConfig(env)).toThrow(new ConfigError(message));
+  });
+
+  it.each(["-1", "1e3", "soon", "1001", ".5"])("rejects MAX_BATCH_DELAY_MS=%s", (value) => {
+    expect(() => readConfig({ MAX_BATCH_DELAY_MS: value })).toThrow(
+      new ConfigError(
+        `MAX_BATCH_DELAY_MS must be a number of milliseconds from 0 to 1000, such as 0.5 (got "${value}")`,
+      ),
+    );
+  });
+
+  it("turns batching off with MAX_BATCH_DELAY_MS=0", () => {
+    expect(readConfig({ MAX_BATCH_DELAY_MS: "0" }).maxBatchDelayMs).toBe(0);
   });
 });
 

@@ -1,4 +1,6 @@
 import http from "node:http";
+import { freePort } from "../../service/bench/load";
+import { DEFAULT_WARM_UP_REQUESTS } from "../../service/src/warm-up";
 import { failedStart, startService, type ServiceProcess } from "./support/service-process";
 
 /** Posts `{"X": [...]}` in two halves with a pause between them, so it is in flight for a while. */
@@ -56,7 +58,14 @@ describe("server process", () => {
   it("starts on the built-in iris model, answers probes and echoes a request id", async () => {
     service = await startService();
     const ready = service.logs.find((line) => line.message === "ready")!;
-    expect(ready).toMatchObject({ model: { name: "iris", platform: "onnxruntime" } });
+    expect(ready).toMatchObject({
+      model: { name: "iris", platform: "onnxruntime" },
+      // Every protocol's made-up row answered 200, then thousands more before ready.
+      warmUp: { requests: DEFAULT_WARM_UP_REQUESTS, refused: 0, ms: expect.any(Number) },
+    });
+    expect(service.logs.map((line) => line.message)).toContain(
+      "concurrent requests share model runs (waiting up to 1 ms)",
+    );
     expect(ready.startupMs).toEqual(expect.any(Number));
     // Cloud Logging's fields, so GKE shows the level; pino's number for everything else.
     expect(ready).toMatchObject({
@@ -77,6 +86,76 @@ describe("server process", () => {
     expect(metrics).toContain('model_info{name="iris",version="1",platform="onnxruntime"} 1');
     expect(metrics).toMatch(
       /http_request_duration_seconds_count\{method="GET",route="\/readyz",status="200"\} 1/,
+    );
+    // The warm-up's requests and model runs are not clients' traffic: none is counted.
+    expect(metrics).not.toMatch(/method="POST"/);
+    expect(metrics).toMatch(/^model_batch_size_count 0$/m);
+    expect(metrics).toMatch(/^model_batch_wait_seconds_count 0$/m);
+  });
+
+  it("answers /readyz 503 while it warms up, and 200 only after the warm-up's last answer", async () => {
+    const port = await freePort();
+    const probes: number[] = [];
+    // Probes from the moment the process starts, each under an id the debug log shows.
+    const probing = (async () => {
+      while (probes.at(-1) !== 200) {
+        const status = await fetch(`http://127.0.0.1:${port}/readyz`, {
+          headers: { "x-request-id": `probe-${probes.length}` },
+        }).then(
+          (response) => response.status,
+          () => 0,
+        );
+        probes.push(status);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    service = await startService({
+      PORT: String(port),
+      LOG_LEVEL: "debug",
+      WARM_UP_REQUESTS: "500",
+    });
+    await probing;
+    // The log, in the order the service answered: every warm-up request, the probes, `ready`.
+    const answered = () =>
+      service!.logs.flatMap((line) => {
+        if (line.message === "ready") return ["ready"];
+        const { req, res } = line as { req?: { id: string }; res?: { statusCode: number } };
+        if (!req || !res) return [];
+        return [req.id.startsWith("warm-up-") ? "warm-up" : `${req.id} ${res.statusCode}`];
+      });
+    await until(() => answered().some((entry) => entry.endsWith(" 200")));
+    const order = answered();
+    const warmUps = order.filter((entry) => entry === "warm-up");
+    expect(warmUps).toHaveLength(500);
+    const [firstWarmUp, lastWarmUp] = [order.indexOf("warm-up"), order.lastIndexOf("warm-up")];
+    const during = order.slice(firstWarmUp, lastWarmUp).filter((entry) => entry !== "warm-up");
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.filter((entry) => !/^probe-\d+ 503$/.test(entry))).toEqual([]);
+    // `ready` is logged after the warm-up's last answer, and the first 200 after it.
+    const firstOk = order.findIndex((entry) => entry.endsWith(" 200"));
+    expect(order.indexOf("ready")).toBeGreaterThan(lastWarmUp);
+    expect(firstOk).toBeGreaterThan(order.indexOf("ready"));
+    expect(probes.slice(0, -1).filter((status) => status !== 0 && status !== 503)).toEqual([]);
+  });
+
+  it("reports ready without a warm-up when WARM_UP_REQUESTS=0", async () => {
+    service = await startService({ WARM_UP_REQUESTS: "0", MAX_BATCH_DELAY_MS: "0" });
+    const ready = service.logs.find((line) => line.message === "ready")!;
+    expect(ready).not.toHaveProperty("warmUp");
+    expect(ready).toMatchObject({ limits: { maxBatchDelayMs: 0 } });
+    const answer = await fetch(`${service.url}/v2/models/iris/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        inputs: [{ name: "input", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }],
+      }),
+    });
+    // A one-row run, padded as with batching on: the answer does not depend on the setting.
+    const { outputs } = (await answer.json()) as { outputs: { data: number[] }[] };
+    expect(outputs[1].data).toEqual([0.9823799, 0.017619837, 2.2470935e-7]);
+    // Planned with the first request, since no warm-up came before it.
+    await until(() =>
+      service!.logs.some((line) => line.message === "requests run alone: MAX_BATCH_DELAY_MS is 0"),
     );
   });
 
@@ -104,9 +183,16 @@ describe("server process", () => {
       headers: { "content-type": "application/json", "x-request-id": "trace-me" },
       body: JSON.stringify({ X: [1, 2] }),
     });
-    await until(() => service!.logs.some((line) => line.message === "request completed"));
-    const line = service.logs.find((entry) => entry.message === "request completed")!;
-    expect(line).toMatchObject({ level: 20, req: { id: "trace-me" }, res: { statusCode: 200 } });
+    const completed = () =>
+      service!.logs.filter((entry) => entry.message === "request completed") as {
+        req: { id: string };
+      }[];
+    await until(() => completed().some((line) => line.req.id === "trace-me"));
+    const line = completed().find((entry) => entry.req.id === "trace-me");
+    expect(line).toMatchObject({ level: 20, res: { statusCode: 200 } });
+    // The warm-up's requests, each under an id that says so.
+    const ids = completed().map((entry) => entry.req.id);
+    expect(ids.filter((id) => id.startsWith("warm-up-"))).toHaveLength(DEFAULT_WARM_UP_REQUESTS);
   });
 
   it("on SIGTERM finishes the request in flight, refuses new connections and exits 0", async () => {

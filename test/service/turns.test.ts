@@ -36,26 +36,5 @@ describe("Turns", () => {
         throw new Error("bad body");
       }),
     ).rejects.toThrow("bad body");
-    await expect(turns.predict(() => Promise.reject(new Error("runtime")))).rejects.toThrow(
-      "runtime",
-    );
-  });
-
-  it("runs slow predictions one at a time, with I/O in between", async () => {
-    const turns = new Turns();
-    const events: string[] = [];
-    // onnxruntime-node runs each prediction synchronously inside a setImmediate.
-    const prediction = (i: number) => () =>
-      new Promise<void>((resolve) =>
-        setImmediate(() => {
-          busy(20);
-          events.push(`prediction ${i}`);
-          resolve();
-        }),
-      );
-    stat(__filename, () => events.push("io"));
-    for (let i = 1; i <= 5; i++) void turns.predict(prediction(i));
-    await untilLogged(events, 6);
-    expect(events.indexOf("io")).toBeLessThan(events.indexOf("prediction 3"));
   });
 });

@@ -12,6 +12,8 @@ export class Metrics {
   readonly requestDuration: Histogram<"method" | "route" | "status">;
   readonly inferenceDuration: Histogram<"model">;
   readonly inferenceErrors: Counter<"model">;
+  readonly batchSize: Histogram;
+  readonly batchWait: Histogram;
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
@@ -28,6 +30,18 @@ export class Metrics {
       help: "Time spent in Model.predict.",
       labelNames: ["model"],
       buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    });
+    this.batchSize = new Histogram({
+      name: "model_batch_size",
+      help: "Requests stacked into one model run (1: the request ran alone).",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    });
+    this.batchWait = new Histogram({
+      name: "model_batch_wait_seconds",
+      help: "Time a request waited for its model run to start, from the moment it reached the model.",
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers: [registry],
     });
     this.inferenceErrors = new Counter({
@@ -48,6 +62,28 @@ export class Metrics {
         this.set(budget.heldBytes);
       },
     });
+  }
+
+  /** Zeroes what counts requests and model runs: what the warm-up sent is not clients' traffic. */
+  forgetRequests(): void {
+    for (const metric of [
+      this.requestDuration,
+      this.inferenceDuration,
+      this.inferenceErrors,
+      this.batchSize,
+      this.batchWait,
+    ]) {
+      metric.reset();
+    }
+    // Unlabelled series are shown from the start, at zero, as before any request.
+    this.batchSize.zero({});
+    this.batchWait.zero({});
+  }
+
+  /** Records one model run that stacked requests which waited `waitedMs` each. */
+  observeRun(waitedMs: readonly number[]): void {
+    this.batchSize.observe(waitedMs.length);
+    for (const ms of waitedMs) this.batchWait.observe(ms / 1000);
   }
 
   /** Publishes `model_info` and returns a model whose `predict` is timed. */

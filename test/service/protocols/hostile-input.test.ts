@@ -99,7 +99,8 @@ describe("hostile input to the iris classifier", () => {
   });
 
   describe("an answer that is not a number is a 400 naming the input range", () => {
-    const huge = [[1e38, 1e38, 1e38, 1e38]];
+    // Far outside the training data with opposite signs: the linear scores overflow to +∞ and -∞.
+    const huge = [[1e38, -1e38, 1e38, -1e38]];
     it.each([
       ["/score", { X: huge }, "X"],
       ["/predict", { data: { ndarray: huge } }, "data.ndarray"],
@@ -115,7 +116,7 @@ describe("hostile input to the iris classifier", () => {
       expect(res.status).toBe(400);
       expect(messageOf(res)).toMatch(
         new RegExp(
-          `answers NaN in its output "probabilities" for row 0 of ${field.replace(".", "\\.")}, whose values range from 1e\\+38 to 1e\\+38: that is outside the range of inputs the model can score`,
+          `answers NaN in its output "probabilities" for row 0 of ${field.replace(".", "\\.")}, whose values range from -1e\\+38 to 1e\\+38: that is outside the range of inputs the model can score`,
         ),
       );
     });
@@ -124,7 +125,7 @@ describe("hostile input to the iris classifier", () => {
       const res = await request(app)
         .post("/invocations")
         .set("Content-Type", "text/csv")
-        .send(`${FEATURES.join(",")}\n1e38,1e38,1e38,1e38\n`);
+        .send(`${FEATURES.join(",")}\n1e38,-1e38,1e38,-1e38\n`);
       expect(res.status).toBe(400);
       expect(res.body.message).toMatch(/answers NaN .* for row 0 of CSV rows, whose values range/);
     });
