@@ -113,10 +113,11 @@ export class MlflowClient {
     const url = `${this.trackingUri}/api/2.0/mlflow/${path}?${new URLSearchParams(query)}`;
     let response: Response;
     try {
-      response = await fetch(url, {
-        headers: this.token === undefined ? {} : { authorization: `Bearer ${this.token}` },
-        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-      });
+      response = await this.fetchOnce(url).catch((error: unknown) =>
+        // A kept-alive connection the server closed as this request went out: fetch does not
+        // retry it, and a GET is safe to send again, once, on a new connection.
+        connectionDropped(error) ? this.fetchOnce(url) : Promise.reject(error),
+      );
     } catch (error) {
       const { name, message, cause } = error as Error & {
         cause?: { code?: string; message?: string };
@@ -152,4 +153,17 @@ export class MlflowClient {
         `resolving ${this.model}: ${(error?.message ?? text).slice(0, 300)}`,
     );
   }
+
+  private fetchOnce(url: string): Promise<Response> {
+    return fetch(url, {
+      headers: this.token === undefined ? {} : { authorization: `Bearer ${this.token}` },
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    });
+  }
+}
+
+/** Whether fetch failed because the connection closed before an answer (not a refusal or timeout). */
+function connectionDropped(error: unknown): boolean {
+  const code = (error as { cause?: { code?: string } }).cause?.code;
+  return code === "UND_ERR_SOCKET" || code === "ECONNRESET";
 }
