@@ -8,7 +8,7 @@ import { predictPrimary } from "./prediction";
 import { quote } from "./quote";
 import { jsonRequestBody, jsonResponse, parseJsonBody } from "./request-body";
 import { decodeColumnar, decodeInstances } from "./row-codec";
-import { encodeNested } from "./tensor-codec";
+import { encodeNested } from "./tensor-encode";
 
 const EXAMPLE = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}';
 

@@ -11,7 +11,8 @@ import { predictPrimary } from "./prediction";
 import { describeIssues, jsonResponse, requireParsedBody, toOpenApiSchema } from "./request-body";
 import { decodeColumnar, decodeInstances, decodeRecords } from "./row-codec";
 import { columnNames, decodeRows } from "./table";
-import { encodeNested, type DecodeOptions } from "./tensor-codec";
+import type { DecodeOptions } from "./tensor-decode";
+import { encodeNested } from "./tensor-encode";
 
 const EXAMPLE = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}';
 const FORMATS = ["dataframe_split", "dataframe_records", "instances", "inputs"] as const;

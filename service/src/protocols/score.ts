@@ -5,7 +5,7 @@ import { namesSchema, narrow, rowSchema } from "./model-schema";
 import { predictPrimary } from "./prediction";
 import { jsonRequestBody, jsonResponse, parseJsonBody } from "./request-body";
 import { decodeRows } from "./table";
-import { encodeNested } from "./tensor-codec";
+import { encodeNested } from "./tensor-encode";
 
 const ScoreRequest = z
   .object({

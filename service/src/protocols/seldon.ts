@@ -7,7 +7,8 @@ import { jsonRequestBody, jsonResponse, parseJsonBody, shapeSchema } from "./req
 import { namesSchema, narrow, rowSchema } from "./model-schema";
 import { predictPrimary } from "./prediction";
 import { decodeRows, decodeTable } from "./table";
-import { encodeFlat, encodeNested, MAX_RANK, shapedValues } from "./tensor-codec";
+import { MAX_RANK, shapedValues } from "./tensor-decode";
+import { encodeFlat, encodeNested } from "./tensor-encode";
 
 const EXAMPLE = '{"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}';
 

@@ -8,7 +8,9 @@ import { narrowInputs } from "./model-schema";
 import { predictOutputs } from "./prediction";
 import { describeValue, quote } from "./quote";
 import { jsonRequestBody, jsonResponse, parseJsonBody, shapeSchema } from "./request-body";
-import { encodeFlat, formatShape, shapedValues, toTensor } from "./tensor-codec";
+import { formatShape } from "./spec-text";
+import { shapedValues, toTensor } from "./tensor-decode";
+import { encodeFlat } from "./tensor-encode";
 
 const Parameters = z
   .record(z.string(), z.unknown())
