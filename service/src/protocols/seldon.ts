@@ -1,9 +1,10 @@
 import { Router, type Request, type Response } from "express";
 import { z } from "zod";
 import { badRequest } from "../http/errors";
-import type { Protocol } from "../http/protocol";
+import type { Protocol } from "./protocol";
 import type { Model, Tensor } from "../model/model";
-import { jsonRequestBody, jsonResponse, parseJsonBody, shapeSchema } from "./request-body";
+import { jsonRequestBody, jsonResponse } from "./openapi";
+import { parseJsonBody, shapeSchema } from "./request-body";
 import { namesSchema, narrow, rowSchema } from "./model-schema";
 import { predictPrimary } from "./prediction";
 import { decodeRows, decodeTable } from "./table";
