@@ -4,9 +4,9 @@ import type { DataType } from "../model/model";
 import { describeValue } from "./quote";
 
 /**
- * One tensor element: what JSON (or CSV) value each element type takes, converted or refused with
- * the same words on every protocol, and the JSON Schema that documents it. Each check does work
- * bounded per element, whatever the client sends.
+ * One tensor element: what JSON (or CSV) value each element type takes (its kind and range in
+ * `DATA_TYPE_INFO`), converted or refused with the same words on every protocol, and the JSON
+ * Schema that documents it. Each check does work bounded per element, whatever the client sends.
  */
 
 /** The longest 64-bit integer in digits: "-9223372036854775808", "18446744073709551615". */
