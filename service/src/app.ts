@@ -5,14 +5,14 @@ import { DEFAULT_BODY_TIMEOUT_SECONDS, resolveBodyLimits } from "./http/body-lim
 import { ApiError } from "./http/errors";
 import { Metrics } from "./http/metrics";
 import { observeRequests, recordFault } from "./http/observe";
-import { buildOpenApi } from "./http/openapi";
-import type { Protocol } from "./http/protocol";
 import { SLICE_MS, Turns } from "./http/turns";
 import { planStacking, type StackingPlan } from "./model/batch";
 import { Batcher } from "./model/batcher";
 import type { Model } from "./model/model";
 import { withPredict } from "./model/with-predict";
 import { protocols } from "./protocols";
+import { buildOpenApi } from "./protocols/openapi";
+import { answerReadiness, type Protocol } from "./protocols/protocol";
 
 export interface AppOptions {
   readonly model: Model;
@@ -72,8 +72,7 @@ export function createApp(options: AppOptions): express.Express {
     res.json({ status: "alive" });
   });
   app.get("/readyz", (_req, res) => {
-    const ready = isReady();
-    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready" });
+    answerReadiness(res, isReady, (ready) => ({ status: ready ? "ready" : "not ready" }));
   });
   app.get("/metrics", async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Model } from "./model/model";
 import { sampleInputs } from "./model/samples";
-import { encodeFlat, encodeNested } from "./protocols/tensor-codec";
+import { encodeFlat, encodeNested } from "./protocols/tensor-encode";
 
 /**
  * How many requests the warm-up sends before the service reports ready, unless WARM_UP_REQUESTS

@@ -1,7 +1,6 @@
 import os from "node:os";
 import path from "node:path";
 import {
-  BUILTIN_MODEL_URI,
   ConfigError,
   defaultModelLoadTimeoutSeconds,
   defaultModelName,
@@ -17,7 +16,7 @@ describe("readConfig", () => {
     expect(config).toMatchObject({
       port: 8080,
       host: "0.0.0.0",
-      modelUri: BUILTIN_MODEL_URI,
+      modelUri: path.resolve(__dirname, "../../service/models/iris.onnx"),
       modelName: "iris",
       modelVersion: "1",
       modelSha256: undefined,
@@ -35,7 +34,6 @@ describe("readConfig", () => {
       shutdownGraceSeconds: 20,
       logLevel: "info",
     });
-    expect(BUILTIN_MODEL_URI).toBe(path.resolve(__dirname, "../../service/models/iris.onnx"));
   });
 
   it("reads every variable it documents", () => {

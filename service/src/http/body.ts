@@ -5,9 +5,14 @@ import type { Request, RequestHandler, Response } from "express";
 import { ApiError, badRequest } from "./errors";
 import type { Turns } from "./turns";
 
-/** Body types the service parses: JSON everywhere, CSV where a route accepts it (MLflow). */
-const JSON_TYPES = ["application/json", "application/*+json"];
-export const CSV_TYPES = ["text/csv", "application/csv"];
+/**
+ * Body types the service parses: JSON everywhere, CSV where a route accepts it (MLflow). The first
+ * of each is the one the OpenAPI document and messages name.
+ */
+export const JSON_TYPE = "application/json";
+const JSON_TYPES = [JSON_TYPE, "application/*+json"];
+export const CSV_TYPE = "text/csv";
+export const CSV_TYPES = [CSV_TYPE, "application/csv"];
 
 /** What a client is told to wait before retrying when the service holds too many bodies. */
 const RETRY_AFTER_SECONDS = 1;

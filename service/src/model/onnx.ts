@@ -1,5 +1,13 @@
 import * as ort from "onnxruntime-node";
-import type { DataType, Model, Tensor, TensorData, TensorSpec } from "./model";
+import { DATA_TYPE_INFO } from "./data-types";
+import {
+  DATA_TYPES,
+  type DataType,
+  type Model,
+  type Tensor,
+  type TensorData,
+  type TensorSpec,
+} from "./model";
 
 /** Identity and labels of a model, given by whoever loads it. */
 export interface OnnxModelOptions {
@@ -11,28 +19,10 @@ export interface OnnxModelOptions {
   readonly classNames?: readonly string[];
 }
 
-/** onnxruntime's element type for every v2 datatype this service can feed or return. */
-const ORT_TYPES = {
-  BOOL: "bool",
-  UINT8: "uint8",
-  UINT16: "uint16",
-  UINT32: "uint32",
-  UINT64: "uint64",
-  INT8: "int8",
-  INT16: "int16",
-  INT32: "int32",
-  INT64: "int64",
-  FP16: "float16",
-  FP32: "float32",
-  FP64: "float64",
-  BYTES: "string",
-} as const satisfies Record<DataType, ort.Tensor.Type>;
-
-type OrtType = (typeof ORT_TYPES)[DataType];
-
+/** The v2 datatype of each onnxruntime element type this service can feed or return. */
 const FROM_ORT = Object.fromEntries(
-  Object.entries(ORT_TYPES).map(([datatype, ortType]) => [ortType, datatype]),
-) as Record<OrtType, DataType>;
+  DATA_TYPES.map((datatype) => [DATA_TYPE_INFO[datatype].ort, datatype]),
+) as Partial<Record<string, DataType>>;
 
 /**
  * One process, one pod, one core: the service scales by replicas, so onnxruntime's own thread
@@ -149,7 +139,7 @@ function specOf(meta: ort.InferenceSession.ValueMetadata, role: "input" | "outpu
         "convert_sklearn / to_onnx",
     );
   }
-  const datatype = (FROM_ORT as Partial<Record<string, DataType>>)[meta.type];
+  const datatype = FROM_ORT[meta.type];
   if (!datatype) {
     throw new Error(
       `${role} "${meta.name}" has element type ${meta.type}, which this service cannot ` +
@@ -161,53 +151,38 @@ function specOf(meta: ort.InferenceSession.ValueMetadata, role: "input" | "outpu
   return { name: meta.name, datatype, shape };
 }
 
-const FLOATING: ReadonlySet<DataType | null> = new Set(["FP16", "FP32", "FP64"]);
-
 /** `probabilities` (skl2onnx's classifiers), else the first floating output, else the first. */
 function primaryOutputOf(outputs: readonly TensorSpec[]): string {
   const chosen =
     outputs.find((output) => output.name === "probabilities") ??
-    outputs.find((output) => FLOATING.has(output.datatype)) ??
+    outputs.find(
+      (output) => output.datatype !== null && DATA_TYPE_INFO[output.datatype].kind === "float",
+    ) ??
     outputs[0];
   if (!chosen) throw new Error("the model declares no outputs");
   return chosen.name;
 }
 
 function toOrt(datatype: DataType, tensor: Tensor): ort.Tensor {
-  const dims = [...tensor.shape];
-  const { data } = tensor;
-  switch (datatype) {
-    case "FP32":
-      return new ort.Tensor("float32", convert(data, Float32Array), dims);
-    case "FP64":
-      return new ort.Tensor("float64", convert(data, Float64Array), dims);
-    case "INT8":
-      return new ort.Tensor("int8", convert(data, Int8Array), dims);
-    case "INT16":
-      return new ort.Tensor("int16", convert(data, Int16Array), dims);
-    case "INT32":
-      return new ort.Tensor("int32", convert(data, Int32Array), dims);
-    case "UINT8":
-      return new ort.Tensor("uint8", convert(data, Uint8Array), dims);
-    case "UINT16":
-      return new ort.Tensor("uint16", convert(data, Uint16Array), dims);
-    case "UINT32":
-      return new ort.Tensor("uint32", convert(data, Uint32Array), dims);
-    case "INT64":
-      return new ort.Tensor("int64", convertBig(data, BigInt64Array), dims);
-    case "UINT64":
-      return new ort.Tensor("uint64", convertBig(data, BigUint64Array), dims);
-    case "BOOL":
-      return new ort.Tensor(
-        "bool",
-        Uint8Array.from(elements(data), (value) => (value ? 1 : 0)),
-        dims,
-      );
-    case "FP16":
-      return new ort.Tensor("float16", Uint16Array.from(numbers(data), toHalfBits), dims);
-    case "BYTES":
-      return new ort.Tensor("string", Array.from(elements(data), String), dims);
+  return new ort.Tensor(DATA_TYPE_INFO[datatype].ort, ortData(datatype, tensor.data), [
+    ...tensor.shape,
+  ]);
+}
+
+/** `data` in the array onnxruntime takes for `datatype`, converted where it is held otherwise. */
+function ortData(datatype: DataType, data: TensorData): ort.Tensor.DataType | string[] {
+  const { kind, array } = DATA_TYPE_INFO[datatype];
+  switch (kind) {
+    case "boolean":
+      return Uint8Array.from(elements(data), (value) => (value ? 1 : 0));
+    case "string":
+      return Array.from(elements(data), String);
+    case "bigint":
+      return convertBig(data, array as BigIntArrayType<BigInt64Array | BigUint64Array>);
   }
+  // onnxruntime takes float16 as raw bits.
+  if (datatype === "FP16") return Uint16Array.from(numbers(data), toHalfBits);
+  return convert(data, array as NumberArrayType<ort.Tensor.DataType>);
 }
 
 type Element = number | bigint | boolean | string;
@@ -245,7 +220,7 @@ function convertBig<T>(data: TensorData, type: BigIntArrayType<T>): T {
 }
 
 function fromOrt(name: string, tensor: ort.Tensor): Tensor {
-  const datatype = FROM_ORT[tensor.type as OrtType];
+  const datatype = FROM_ORT[tensor.type] as DataType;
   const shape = [...tensor.dims];
   switch (tensor.type) {
     case "bool":

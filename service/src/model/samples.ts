@@ -1,3 +1,4 @@
+import { DATA_TYPE_INFO } from "./data-types";
 import type { Model, Tensor, TensorSpec } from "./model";
 
 /**
@@ -18,12 +19,13 @@ function sampleTensor(spec: TensorSpec, rows: number, from: number, input: numbe
   const rowSize = shape.slice(1).reduce((product, dim) => product * dim, 1);
   const length = shape.length === 0 ? 1 : shape[0] * rowSize;
   const at = (i: number) => (from + Math.floor(i / rowSize)) * 7 + (i % rowSize) * 3 + input;
+  const kind = DATA_TYPE_INFO[datatype].kind;
   const data =
-    datatype === "BYTES"
+    kind === "string"
       ? Array.from({ length }, (_, i) => ["red", "green", "blue"][at(i) % 3])
-      : datatype === "BOOL"
+      : kind === "boolean"
         ? Array.from({ length }, (_, i) => at(i) % 2 === 0)
-        : datatype.startsWith("FP")
+        : kind === "float"
           ? Array.from({ length }, (_, i) => 0.1 + (at(i) % 10) / 10)
           : Array.from({ length }, (_, i) => at(i) % 5);
   return { name: spec.name, datatype, shape, data };

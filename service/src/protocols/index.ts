@@ -1,4 +1,4 @@
-import type { Protocol } from "../http/protocol";
+import type { Protocol } from "./protocol";
 import { kserveV1 } from "./kserve-v1";
 import { mlflow } from "./mlflow";
 import { score } from "./score";

@@ -1,14 +1,14 @@
-import { Router, type Request } from "express";
+import { Router } from "express";
 import { z } from "zod";
-import { badRequest, notFound } from "../http/errors";
-import type { Protocol } from "../http/protocol";
-import type { Model } from "../model/model";
+import { JSON_TYPE } from "../http/body";
+import { badRequest } from "../http/errors";
 import { narrow, recordSchema, rowSchema } from "./model-schema";
 import { predictPrimary } from "./prediction";
-import { quote } from "./quote";
-import { jsonRequestBody, jsonResponse, parseJsonBody } from "./request-body";
+import { answerReadiness, resolveModel, type Protocol } from "./protocol";
+import { clientErrorResponse, jsonRequestBody, jsonResponse, pathParameter } from "./openapi";
+import { parseJsonBody } from "./request-body";
 import { decodeColumnar, decodeInstances } from "./row-codec";
-import { encodeNested } from "./tensor-codec";
+import { encodeNested } from "./tensor-encode";
 
 const EXAMPLE = '{"instances": [[5.1, 3.5, 1.4, 0.2]]}';
 
@@ -41,15 +41,6 @@ const ModelStatus = z
   .meta({ title: "KServeV1Model" });
 const ErrorResponse = z.object({ error: z.string() }).meta({ title: "KServeV1Error" });
 
-function resolveModel(model: Model, req: Request): void {
-  const { name } = req.params as { name: string };
-  if (name !== model.name) {
-    throw notFound(
-      `model ${quote(name)} is not served here; this server serves model "${model.name}"`,
-    );
-  }
-}
-
 /** KServe's v1 protocol, TensorFlow Serving's REST predict API. */
 export const kserveV1: Protocol = {
   name: "kserve-v1",
@@ -61,8 +52,7 @@ export const kserveV1: Protocol = {
     });
     router.get("/v1/models/:name", (req, res) => {
       resolveModel(model, req);
-      const ready = isReady();
-      res.status(ready ? 200 : 503).json({ name: model.name, ready });
+      answerReadiness(res, isReady, (ready) => ({ name: model.name, ready }));
     });
     // path-to-regexp reads `:predict` as a parameter; the backslash makes it literal.
     router.post("/v1/models/:name\\:predict", readBody, async (req, res) => {
@@ -85,13 +75,13 @@ export const kserveV1: Protocol = {
     "/v1/models": {
       get: {
         summary: "Served models.",
-        responses: { "200": { description: "Model names.", content: { "application/json": {} } } },
+        responses: { "200": { description: "Model names.", content: { [JSON_TYPE]: {} } } },
       },
     },
     "/v1/models/{name}": {
       get: {
         summary: "Model readiness.",
-        parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        parameters: [pathParameter("name")],
         responses: {
           "200": jsonResponse("Ready.", ModelStatus),
           "404": jsonResponse("No such model.", ErrorResponse),
@@ -102,7 +92,7 @@ export const kserveV1: Protocol = {
     "/v1/models/{name}:predict": {
       post: {
         summary: "Predict: instances or inputs in, predictions out.",
-        parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        parameters: [pathParameter("name")],
         requestBody: jsonRequestBody(PredictRequest, (json) =>
           narrow(json, ["instances"], {
             items: { anyOf: [rowSchema(model), recordSchema(model)] },
@@ -111,7 +101,7 @@ export const kserveV1: Protocol = {
         responses: {
           "200": jsonResponse("The model's primary output.", PredictResponse),
           "404": jsonResponse("No such model.", ErrorResponse),
-          "4XX": jsonResponse("A client error that says what to fix.", ErrorResponse),
+          "4XX": clientErrorResponse(ErrorResponse),
         },
       },
     },

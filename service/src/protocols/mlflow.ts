@@ -1,17 +1,19 @@
 import { parse } from "csv-parse/sync";
 import { Router, type Request } from "express";
 import { z } from "zod";
-import { CSV_TYPES } from "../http/body";
+import { CSV_TYPE, CSV_TYPES, JSON_TYPE } from "../http/body";
 import { ApiError, badRequest } from "../http/errors";
-import type { Protocol } from "../http/protocol";
+import type { Protocol } from "./protocol";
 import type { Model, Tensor } from "../model/model";
 import { SERVICE_VERSION } from "../version";
 import { namesSchema, narrow, recordSchema, rowSchema } from "./model-schema";
 import { predictPrimary } from "./prediction";
-import { describeIssues, jsonResponse, requireParsedBody, toOpenApiSchema } from "./request-body";
+import { clientErrorResponse, jsonResponse, toOpenApiSchema } from "./openapi";
+import { describeIssues, requireParsedBody } from "./request-body";
 import { decodeColumnar, decodeInstances, decodeRecords } from "./row-codec";
 import { columnNames, decodeRows } from "./table";
-import { encodeNested, type DecodeOptions } from "./tensor-codec";
+import type { DecodeOptions } from "./tensor-decode";
+import { encodeNested } from "./tensor-encode";
 
 const EXAMPLE = '{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}';
 const FORMATS = ["dataframe_split", "dataframe_records", "instances", "inputs"] as const;
@@ -149,7 +151,7 @@ function decodeJson(model: Model, body: Invocation, options: DecodeOptions): Ten
 }
 
 function decodeInvocation(model: Model, req: Request, options: DecodeOptions): Tensor[] {
-  requireParsedBody(req, ["application/json", ...CSV_TYPES]);
+  requireParsedBody(req, [JSON_TYPE, ...CSV_TYPES]);
   if (typeof req.body === "string") return decodeCsv(model, req.body, options);
   // MLflow 1.x clients sent records as a bare list (`format=pandas-records`).
   const body: unknown = Array.isArray(req.body) ? { dataframe_records: req.body } : req.body;
@@ -171,6 +173,9 @@ const ERROR_CODES: Record<number, string> = {
   503: "TEMPORARILY_UNAVAILABLE",
 };
 
+/** MLflow's two names for its readiness check. */
+const HEALTH_PATHS = ["/ping", "/health"];
+
 function requireReady(isReady: () => boolean): void {
   if (!isReady())
     throw new ApiError(503, "not ready: the model is loading or the server is draining");
@@ -179,7 +184,7 @@ function requireReady(isReady: () => boolean): void {
 /** MLflow's scoring server (`mlflow models serve`): `/invocations` with JSON or CSV. */
 export const mlflow: Protocol = {
   name: "mlflow",
-  prefixes: ["/invocations", "/ping", "/health", "/version"],
+  prefixes: ["/invocations", ...HEALTH_PATHS, "/version"],
   router({ model, maxBatchSize, readBody, isReady }) {
     const router = Router();
     router.post("/invocations", readBody, async (req, res) => {
@@ -187,7 +192,7 @@ export const mlflow: Protocol = {
       const output = await predictPrimary(model, inputs, rowsField(req));
       res.json({ predictions: encodeNested(output) });
     });
-    for (const path of ["/ping", "/health"]) {
+    for (const path of HEALTH_PATHS) {
       router.get(path, (_req, res) => {
         requireReady(isReady);
         res.json({ status: "ready" });
@@ -210,8 +215,8 @@ export const mlflow: Protocol = {
         requestBody: {
           required: true,
           content: {
-            "application/json": { schema: modelRequestSchema(model) },
-            "text/csv": {
+            [JSON_TYPE]: { schema: modelRequestSchema(model) },
+            [CSV_TYPE]: {
               schema: {
                 type: "string",
                 description: `A header row of column names, then one row per example.${csvColumns(model)}`,
@@ -221,28 +226,24 @@ export const mlflow: Protocol = {
         },
         responses: {
           "200": jsonResponse("The model's primary output.", MlflowResponse),
-          "4XX": jsonResponse("A client error that says what to fix.", MlflowError),
+          "4XX": clientErrorResponse(MlflowError),
         },
       },
     },
-    "/ping": {
-      get: {
-        summary: "MLflow health: 200 when ready.",
-        responses: {
-          "200": { description: "Ready." },
-          "503": jsonResponse("Not ready.", MlflowError),
+    ...Object.fromEntries(
+      HEALTH_PATHS.map((path) => [
+        path,
+        {
+          get: {
+            summary: "MLflow health: 200 when ready.",
+            responses: {
+              "200": { description: "Ready." },
+              "503": jsonResponse("Not ready.", MlflowError),
+            },
+          },
         },
-      },
-    },
-    "/health": {
-      get: {
-        summary: "MLflow health: 200 when ready.",
-        responses: {
-          "200": { description: "Ready." },
-          "503": jsonResponse("Not ready.", MlflowError),
-        },
-      },
-    },
+      ]),
+    ),
     "/version": {
       get: {
         summary: "The service version.",

@@ -1,7 +1,7 @@
 import type { Model } from "../model/model";
 import { elementSchema } from "./elements";
 import { columnNames } from "./table";
-import { formatShape } from "./tensor-codec";
+import { formatShape } from "./spec-text";
 
 /**
  * JSON Schemas of what the served model takes, for the OpenAPI document: one row of its columns,

@@ -1,6 +1,7 @@
 import { badRequest } from "../http/errors";
+import { DATA_TYPE_INFO } from "../model/data-types";
 import type { Model, Tensor, TensorData } from "../model/model";
-import { shortestFloat32 } from "./tensor-codec";
+import { shortestFloat32 } from "./tensor-encode";
 
 /**
  * Running the model for a protocol, and refusing answers that are not numbers: a model fed values
@@ -22,9 +23,8 @@ function rowRange(inputs: readonly Tensor[], row: number): [number, number] | un
   let min = Infinity;
   let max = -Infinity;
   for (const input of inputs) {
-    if (input.datatype === "BYTES" || input.datatype === "BOOL" || input.shape.length === 0) {
-      continue;
-    }
+    const { kind } = DATA_TYPE_INFO[input.datatype];
+    if (kind === "string" || kind === "boolean" || input.shape.length === 0) continue;
     const size = rowSize(input);
     const data = input.data as ArrayLike<number | bigint>;
     // float32 values as the client wrote them (1e+38), not widened (9.999999680285692e+37).

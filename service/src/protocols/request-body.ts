@@ -1,14 +1,12 @@
 import type { Request } from "express";
 import { z } from "zod";
-import { hasBody } from "../http/body";
+import { hasBody, JSON_TYPE } from "../http/body";
 import { ApiError, badRequest } from "../http/errors";
 
 /**
- * Reading a request body against a zod schema, and publishing that same schema in OpenAPI, so the
- * documented request can never drift from the validated one.
+ * Reading a request body against a zod schema. The OpenAPI document publishes the same schemas
+ * (`openapi.ts`), so the documented request can never drift from the validated one.
  */
-
-const JSON_TYPE = "application/json";
 
 /** The request's Content-Type as messages show it: a short prefix, since clients choose it. */
 function contentType(req: Request): string {
@@ -18,9 +16,9 @@ function contentType(req: Request): string {
 }
 
 /**
- * Fails when no body parser accepted the request: 400 for a missing body, 415 for a type this
- * route does not take. The app parses CSV for every route, so a CSV body is refused here unless
- * `accepted` lists its type.
+ * Fails when the body reader left the route no body: 400 for a missing body, 415 for a type it
+ * does not read. The reader hands CSV over as text on every route that takes a body, so a CSV
+ * body is refused here unless `accepted` lists its type.
  */
 export function requireParsedBody(req: Request, accepted: readonly string[] = [JSON_TYPE]): void {
   const expected = accepted.join(" or ");
@@ -80,33 +78,4 @@ export function parseJsonBody<T extends z.ZodType>(
 export function shapeSchema(field: string, example: string): z.ZodArray<z.ZodInt> {
   const error = `${field} must be an array of non-negative integers, e.g. ${example}`;
   return z.array(z.int({ error }).min(0, { error }), { error });
-}
-
-/** A JSON Schema (2020-12, as OpenAPI 3.1 embeds it) of what a client may send. */
-export function toOpenApiSchema(schema: z.ZodType): Record<string, unknown> {
-  const json: Record<string, unknown> = z.toJSONSchema(schema, {
-    io: "input",
-    unrepresentable: "any",
-  });
-  // OpenAPI 3.1 fixes the dialect for the whole document.
-  delete json.$schema;
-  return json;
-}
-
-type JsonSchema = Record<string, unknown>;
-
-/**
- * An OpenAPI request body of JSON validated by `schema`, narrowed by `toModel` to what the served
- * model takes.
- */
-export function jsonRequestBody(
-  schema: z.ZodType,
-  toModel: (json: JsonSchema) => JsonSchema = (json) => json,
-): JsonSchema {
-  return { required: true, content: { [JSON_TYPE]: { schema: toModel(toOpenApiSchema(schema)) } } };
-}
-
-/** An OpenAPI response with a JSON body described by `schema`. */
-export function jsonResponse(description: string, schema: z.ZodType): Record<string, unknown> {
-  return { description, content: { [JSON_TYPE]: { schema: toOpenApiSchema(schema) } } };
 }

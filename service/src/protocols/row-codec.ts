@@ -2,7 +2,7 @@ import { badRequest } from "../http/errors";
 import type { Model, Tensor } from "../model/model";
 import { quote } from "./quote";
 import { columnNames, decodeRows, decodeTable, listNames } from "./table";
-import { flattenNested, toTensor, type DecodeOptions } from "./tensor-codec";
+import { flattenNested, toTensor, type DecodeOptions } from "./tensor-decode";
 
 /**
  * The row- and column-oriented request shapes that TensorFlow Serving introduced and KServe v1

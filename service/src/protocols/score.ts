@@ -1,11 +1,12 @@
 import { Router } from "express";
 import { z } from "zod";
-import type { Protocol } from "../http/protocol";
+import type { Protocol } from "./protocol";
 import { namesSchema, narrow, rowSchema } from "./model-schema";
 import { predictPrimary } from "./prediction";
-import { jsonRequestBody, jsonResponse, parseJsonBody } from "./request-body";
+import { clientErrorResponse, jsonRequestBody, jsonResponse } from "./openapi";
+import { parseJsonBody } from "./request-body";
 import { decodeRows } from "./table";
-import { encodeNested } from "./tensor-codec";
+import { encodeNested } from "./tensor-encode";
 
 const ScoreRequest = z
   .object({
@@ -57,7 +58,7 @@ export const score: Protocol = {
         ),
         responses: {
           "200": jsonResponse("The model's primary output.", ScoreResponse),
-          "4XX": jsonResponse("A client error that says what to fix.", ScoreError),
+          "4XX": clientErrorResponse(ScoreError),
         },
       },
     },

@@ -1,13 +1,15 @@
 import { Router, type Request, type Response } from "express";
 import { z } from "zod";
 import { badRequest } from "../http/errors";
-import type { Protocol } from "../http/protocol";
+import type { Protocol } from "./protocol";
 import type { Model, Tensor } from "../model/model";
-import { jsonRequestBody, jsonResponse, parseJsonBody, shapeSchema } from "./request-body";
+import { jsonRequestBody, jsonResponse } from "./openapi";
+import { parseJsonBody, shapeSchema } from "./request-body";
 import { namesSchema, narrow, rowSchema } from "./model-schema";
 import { predictPrimary } from "./prediction";
 import { decodeRows, decodeTable } from "./table";
-import { encodeFlat, encodeNested, MAX_RANK, shapedValues } from "./tensor-codec";
+import { MAX_RANK, shapedValues } from "./tensor-decode";
+import { encodeFlat, encodeNested } from "./tensor-encode";
 
 const EXAMPLE = '{"data": {"ndarray": [[5.1, 3.5, 1.4, 0.2]]}}';
 

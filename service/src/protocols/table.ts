@@ -1,13 +1,8 @@
 import { badRequest } from "../http/errors";
 import type { Model, Tensor, TensorSpec } from "../model/model";
 import { quote, quoteAll } from "./quote";
-import {
-  flattenNested,
-  formatShape,
-  toTensor,
-  type DecodeOptions,
-  type NestedValues,
-} from "./tensor-codec";
+import { formatShape } from "./spec-text";
+import { flattenNested, toTensor, type DecodeOptions, type NestedValues } from "./tensor-decode";
 
 /**
  * A model seen as a table's columns, the contract of every protocol that sends rows (`/score`,

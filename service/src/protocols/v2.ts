@@ -1,14 +1,17 @@
-import { Router, type Request } from "express";
+import { Router } from "express";
 import { z } from "zod";
-import { badRequest, notFound } from "../http/errors";
-import type { OpenApiPaths, Protocol } from "../http/protocol";
+import { badRequest } from "../http/errors";
 import { DATA_TYPES, type Model, type Tensor, type TensorSpec } from "../model/model";
 import { SERVICE_VERSION } from "../version";
 import { narrowInputs } from "./model-schema";
 import { predictOutputs } from "./prediction";
+import { answerReadiness, resolveModel, type OpenApiPaths, type Protocol } from "./protocol";
 import { describeValue, quote } from "./quote";
-import { jsonRequestBody, jsonResponse, parseJsonBody, shapeSchema } from "./request-body";
-import { encodeFlat, formatShape, shapedValues, toTensor } from "./tensor-codec";
+import { clientErrorResponse, jsonRequestBody, jsonResponse, pathParameter } from "./openapi";
+import { parseJsonBody, shapeSchema } from "./request-body";
+import { formatShape } from "./spec-text";
+import { shapedValues, toTensor } from "./tensor-decode";
+import { encodeFlat } from "./tensor-encode";
 
 const Parameters = z
   .record(z.string(), z.unknown())
@@ -100,21 +103,6 @@ function describeSpecs(specs: readonly TensorSpec[]): string {
     .join(", ");
 }
 
-/** Checks the model name and version in the path; anything else is not served here (404). */
-function resolveModel(model: Model, req: Request): void {
-  const { name, version } = req.params as { name: string; version?: string };
-  if (name !== model.name) {
-    throw notFound(
-      `model ${quote(name)} is not served here; this server serves model "${model.name}"`,
-    );
-  }
-  if (version !== undefined && version !== model.version) {
-    throw notFound(
-      `model "${name}" has no version ${quote(version)}; this server serves version "${model.version}"`,
-    );
-  }
-}
-
 function decodeInputs(
   model: Model,
   inputs: z.infer<typeof InferenceRequest>["inputs"],
@@ -173,8 +161,7 @@ export const v2: Protocol = {
       res.json({ live: true });
     });
     router.get("/v2/health/ready", (_req, res) => {
-      const ready = isReady();
-      res.status(ready ? 200 : 503).json({ ready });
+      answerReadiness(res, isReady, (ready) => ({ ready }));
     });
     for (const base of MODEL_PATHS) {
       router.get(base, (req, res) => {
@@ -189,8 +176,7 @@ export const v2: Protocol = {
       });
       router.get(`${base}/ready`, (req, res) => {
         resolveModel(model, req);
-        const ready = isReady();
-        res.status(ready ? 200 : 503).json({ name: model.name, ready });
+        answerReadiness(res, isReady, (ready) => ({ name: model.name, ready }));
       });
       router.post(`${base}/infer`, readBody, async (req, res) => {
         resolveModel(model, req);
@@ -218,18 +204,12 @@ export const v2: Protocol = {
 };
 
 function buildOpenApi(model: Model): OpenApiPaths {
-  const error = jsonResponse("A client error that says what to fix.", ErrorResponse);
+  const error = clientErrorResponse(ErrorResponse);
   const notFoundResponse = jsonResponse("No such model or version.", ErrorResponse);
   const readiness = {
     "200": jsonResponse("Ready.", Readiness),
     "503": jsonResponse("Not ready: loading or draining.", Readiness),
   };
-  const param = (name: string) => ({
-    name,
-    in: "path",
-    required: true,
-    schema: { type: "string" },
-  });
   const paths: OpenApiPaths = {
     "/v2": {
       get: {
@@ -244,8 +224,8 @@ function buildOpenApi(model: Model): OpenApiPaths {
   };
   for (const base of ["/v2/models/{name}", "/v2/models/{name}/versions/{version}"]) {
     const parameters = base.includes("{version}")
-      ? [param("name"), param("version")]
-      : [param("name")];
+      ? [pathParameter("name"), pathParameter("version")]
+      : [pathParameter("name")];
     paths[base] = {
       get: {
         summary: "Model metadata: inputs and outputs with datatype and shape.",

@@ -1,6 +1,6 @@
 import request from "supertest";
 import type { Model } from "../../../service/src/model/model";
-import { SERVICE_VERSION } from "../../../service/src/version";
+import servicePackage from "../../../service/package.json";
 import { KERAS_DENSE, kerasDense } from "../../fixtures/onnx-models";
 import { IRIS_ROWS, appFor, argmax, identityModel, irisModel, onnxModel } from "./support";
 
@@ -134,7 +134,7 @@ describe("MLflow scoring server", () => {
     expect(ping.body.error_code).toBe("TEMPORARILY_UNAVAILABLE");
     const version = await request(app).get("/version");
     expect(version.status).toBe(200);
-    expect(version.text).toBe(SERVICE_VERSION);
+    expect(version.text).toBe(servicePackage.version);
   });
 
   it.each([

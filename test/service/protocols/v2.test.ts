@@ -1,6 +1,6 @@
 import request from "supertest";
 import type { DataType, Model } from "../../../service/src/model/model";
-import { SERVICE_VERSION } from "../../../service/src/version";
+import servicePackage from "../../../service/package.json";
 import type { ElementType } from "../../../service/train/onnx-builder";
 import { INT64_OFFSET, identityOf, int64Input, treeClassifier } from "../../fixtures/onnx-models";
 import { IRIS_ROWS, appFor, argmax, identityModel, irisModel, onnxModel } from "./support";
@@ -44,7 +44,11 @@ describe("Open Inference Protocol v2", () => {
     it("GET /v2 names the server and its version", async () => {
       const res = await request(appFor(iris)).get("/v2");
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ name: "mlscore", version: SERVICE_VERSION, extensions: [] });
+      expect(res.body).toEqual({
+        name: "mlscore",
+        version: servicePackage.version,
+        extensions: [],
+      });
     });
 
     it("reports liveness always and readiness only when ready (503 otherwise)", async () => {

@@ -1,11 +1,14 @@
 import { ApiError, badRequest } from "../http/errors";
+import { DATA_TYPE_INFO } from "../model/data-types";
 import type { DataType, Tensor, TensorData, TensorSpec } from "../model/model";
 import { convertElement, fromText, inferDataType, isNumberText } from "./elements";
+import { formatShape, specHint } from "./spec-text";
 
 /**
- * Turns JSON values into the model's tensors and back. Every check a protocol needs on tensor
- * contents lives here (and in `elements.ts`), so all protocols reject the same mistakes with the
- * same words.
+ * Turns JSON values into the model's tensors: nested or shaped arrays into flat values, then
+ * values checked against the model's input and converted to its element type. Every check a
+ * protocol needs on tensor contents lives here (and in `elements.ts`), so all protocols reject
+ * the same mistakes with the same words.
  */
 
 /** Deeper nesting is a malformed request, and walking it recursively could exhaust the stack. */
@@ -29,17 +32,6 @@ export interface DecodeOptions {
   readonly datatype?: DataType;
   /** The values are text (CSV cells): numbers and booleans are read from it. */
   readonly text?: boolean;
-}
-
-/** Formats a shape as the specs print it: `[-1, 4]`. */
-export function formatShape(shape: readonly (number | null)[] | null): string {
-  return shape === null ? "of any shape" : `[${shape.join(", ")}]`;
-}
-
-/** `the model's input "input" takes FP32 values of shape [-1, 4]` — appended to shape errors. */
-export function specHint(spec: TensorSpec): string {
-  const type = spec.datatype === null ? "" : ` ${spec.datatype}`;
-  return `the model's input "${spec.name}" takes${type} values of shape ${formatShape(spec.shape)}`;
 }
 
 /** The path of flat element `index` in nested arrays of `shape`, e.g. `X[1][2]`. */
@@ -196,7 +188,7 @@ export function toTensor(
     );
   }
   const datatype = targetType(spec, table, field, options);
-  const data = allocate(datatype, values.length);
+  const data = new DATA_TYPE_INFO[datatype].array(values.length);
   for (let i = 0; i < values.length; i++) {
     const value =
       options.text && typeof values[i] === "string"
@@ -205,89 +197,4 @@ export function toTensor(
     data[i] = convertElement(value, datatype, () => at(i));
   }
   return { name: spec.name, datatype, shape: [...shape], data: data as TensorData };
-}
-
-/** A freshly allocated tensor buffer, written element by element before it is frozen as data. */
-type WritableData = { [index: number]: unknown; readonly length: number };
-
-function allocate(datatype: DataType, length: number): WritableData {
-  switch (datatype) {
-    case "INT8":
-      return new Int8Array(length);
-    case "INT16":
-      return new Int16Array(length);
-    case "INT32":
-      return new Int32Array(length);
-    case "UINT8":
-      return new Uint8Array(length);
-    case "UINT16":
-      return new Uint16Array(length);
-    case "UINT32":
-      return new Uint32Array(length);
-    case "INT64":
-      return new BigInt64Array(length);
-    case "UINT64":
-      return new BigUint64Array(length);
-    case "FP32":
-      return new Float32Array(length);
-    case "FP64":
-      return new Float64Array(length);
-    // FP16 has no typed array in Node 20; the runtime adapter converts plain numbers.
-    case "FP16":
-      return new Array<number>(length);
-    case "BOOL":
-      return new Array<boolean>(length);
-    case "BYTES":
-      return new Array<string>(length);
-  }
-}
-
-/**
- * Prints a float32 with the fewest digits that read back as the same float32, so 0.97 is sent as
- * 0.97 rather than 0.9700000286102295.
- */
-export function shortestFloat32(value: number): number {
-  if (!Number.isFinite(value) || Number.isSafeInteger(value)) return value;
-  for (let digits = 6; digits < 9; digits++) {
-    const candidate = Number(value.toPrecision(digits));
-    if (Math.fround(candidate) === value) return candidate;
-  }
-  return Number(value.toPrecision(9));
-}
-
-const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** A 64-bit integer as JSON: a number, or a string of digits where a number would round. */
-function jsonBigInt(value: bigint): number | string {
-  return value >= MIN_SAFE && value <= MAX_SAFE ? Number(value) : value.toString();
-}
-
-/** The tensor's elements in row-major order, as JSON values. */
-export function encodeFlat(tensor: Tensor): unknown[] {
-  const { data } = tensor;
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
-    return Array.from(data, jsonBigInt);
-  }
-  if (data instanceof Float32Array) return Array.from(data, shortestFloat32);
-  return Array.from(data as ArrayLike<unknown>);
-}
-
-/** The tensor as nested JSON arrays following its shape; a rank-0 tensor is its one value. */
-export function encodeNested(tensor: Tensor): unknown {
-  const flat = encodeFlat(tensor);
-  if (tensor.shape.length === 0) return flat[0];
-  let offset = 0;
-  const build = (depth: number): unknown[] => {
-    const size = tensor.shape[depth];
-    if (depth === tensor.shape.length - 1) {
-      const slice = flat.slice(offset, offset + size);
-      offset += size;
-      return slice;
-    }
-    const out = new Array<unknown>(size);
-    for (let i = 0; i < size; i++) out[i] = build(depth + 1);
-    return out;
-  };
-  return build(0);
 }

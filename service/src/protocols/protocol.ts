@@ -1,6 +1,7 @@
-import type { RequestHandler, Router } from "express";
+import type { Request, RequestHandler, Response, Router } from "express";
+import { notFound, type ApiError } from "../http/errors";
 import type { Model } from "../model/model";
-import type { ApiError } from "./errors";
+import { quote } from "./quote";
 
 /** What every protocol adapter receives from the app. */
 export interface ProtocolContext {
@@ -38,4 +39,35 @@ export interface Protocol {
    * columns and their element types).
    */
   openapi(model: Model): OpenApiPaths;
+}
+
+/**
+ * Answers a readiness check: 200 while the process takes traffic, 503 while it loads or drains,
+ * with the body `body(ready)` in the protocol's own words.
+ */
+export function answerReadiness(
+  res: Response,
+  isReady: () => boolean,
+  body: (ready: boolean) => object,
+): void {
+  const ready = isReady();
+  res.status(ready ? 200 : 503).json(body(ready));
+}
+
+/**
+ * Checks the model name (and version, where the route has one) in a path such as
+ * `/v2/models/:name/versions/:version`: any other model is not served here (404).
+ */
+export function resolveModel(model: Model, req: Request): void {
+  const { name, version } = req.params as { name: string; version?: string };
+  if (name !== model.name) {
+    throw notFound(
+      `model ${quote(name)} is not served here; this server serves model "${model.name}"`,
+    );
+  }
+  if (version !== undefined && version !== model.version) {
+    throw notFound(
+      `model "${name}" has no version ${quote(version)}; this server serves version "${model.version}"`,
+    );
+  }
 }
