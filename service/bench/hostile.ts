@@ -75,7 +75,7 @@ async function start(env: Record<string, string>) {
   });
   const ready = await new Promise<{ port: number; limits?: { maxBodyBytes: number } }>(
     (resolve, reject) => {
-      readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      readline.createInterface({ input: child.stdout }).on("line", (line) => {
         const entry = JSON.parse(line) as Record<string, unknown>;
         // `msg`: the service before its logs carried Cloud Logging's `message`.
         if ((entry.message ?? entry.msg) === "ready") resolve(entry as never);

@@ -51,7 +51,7 @@ async function load(env: Record<string, string>): Promise<Load> {
   });
   try {
     await new Promise<void>((resolve, reject) => {
-      readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      readline.createInterface({ input: child.stdout }).on("line", (line) => {
         if ((JSON.parse(line) as { message?: string }).message === "ready") resolve();
       });
       child.once("exit", (code) => reject(new Error(`the service exited with ${code}`)));

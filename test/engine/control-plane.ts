@@ -42,7 +42,11 @@ export async function waitFor<T>(
       last = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${seconds} s waiting for ${what}${last ? `: ${last}` : ""}`);
+      const why =
+        last === undefined
+          ? ""
+          : `: ${last instanceof Error ? last.message : JSON.stringify(last)}`;
+      throw new Error(`timed out after ${seconds} s waiting for ${what}${why}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }

@@ -41,7 +41,7 @@ async function npmStart(dir: string): Promise<void> {
   });
   try {
     await new Promise<void>((resolve, reject) => {
-      readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      readline.createInterface({ input: child.stdout }).on("line", (line) => {
         if (line.includes('"message":"ready"')) resolve();
       });
       child.once("exit", (code) => reject(new Error(`npm start exited with ${code}`)));

@@ -278,7 +278,9 @@ describe("server process", () => {
     service.child.kill("SIGTERM");
     expect(await service.exited).toBe(1);
     expect(Date.now() - signalledAt).toBeLessThan(3_000);
-    expect(String(await stuck)).toMatch(/socket hang up|ECONNRESET/);
+    const outcome = await stuck;
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as Error).message).toMatch(/socket hang up|ECONNRESET/);
   });
 
   it.each([

@@ -37,7 +37,8 @@ export function observeRequests(logger: Logger, metrics: Metrics): RequestHandle
       const aborted = !res.writableFinished;
       const status = aborted ? ABORTED_STATUS : res.statusCode;
       // Route templates, not raw paths, so a scan of random URLs cannot explode the label set.
-      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
+      const matched = req.route as { path: string } | undefined;
+      const route = matched ? `${req.baseUrl}${matched.path}` : "unmatched";
       metrics.requestDuration.labels(req.method, route, String(status)).observe(seconds);
 
       const fault: unknown = res.locals.fault;

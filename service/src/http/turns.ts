@@ -26,13 +26,9 @@ export class Turns {
   run<T>(job: () => T | Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.waiting.push(() => {
-        let result: Promise<T>;
-        try {
-          result = Promise.resolve(job());
-        } catch (error) {
-          result = Promise.reject(error as Error);
-        }
-        result.then(resolve, reject).finally(() => this.next());
+        // An async wrapper turns a job that throws at once into a rejection like any other.
+        const result = (async () => job())();
+        void result.then(resolve, reject).finally(() => this.next());
       });
       if (!this.running) this.next();
     });

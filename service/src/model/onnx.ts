@@ -117,7 +117,7 @@ export class OnnxModel implements Model {
     this.running.add(run);
     try {
       const results = await run;
-      return this.outputs.map(({ name }) => fromOrt(name, results[name] as ort.Tensor));
+      return this.outputs.map(({ name }) => fromOrt(name, results[name]));
     } finally {
       this.running.delete(run);
     }
@@ -228,7 +228,7 @@ function fromOrt(name: string, tensor: ort.Tensor): Tensor {
     case "float16":
       return { name, datatype, shape, data: widenHalf(tensor.data) };
     default:
-      return { name, datatype, shape, data: tensor.data as TensorData };
+      return { name, datatype, shape, data: tensor.data };
   }
 }
 

@@ -26,6 +26,8 @@ export function describeValue(value: unknown): string {
   if (typeof value === "string") return `the string ${quote(value)}`;
   if (typeof value === "object") return "an object";
   if (value === undefined) return "nothing";
-  if (typeof value === "function") return "not a JSON value";
-  return String(value);
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
+    return String(value);
+  }
+  return "not a JSON value";
 }
