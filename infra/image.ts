@@ -5,9 +5,8 @@ import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
+import { PROJECT_DIR } from "./project-dir";
 
-/** The repository root: the image's build context, where Pulumi.yaml and the lockfile live. */
-export const REPO_ROOT = path.resolve(__dirname, "..");
 
 /** The Dockerfile, relative to the build context. */
 export const DOCKERFILE = "service/Dockerfile";
@@ -35,7 +34,7 @@ const EXCLUDED = /^service\/src\/.*\.test\.ts$/;
  * A tag derived from the content of every build input (paths and bytes), so an unchanged
  * service keeps its tag and digest and a changed one gets new ones. Never `latest`.
  */
-export function contentTag(root: string = REPO_ROOT): string {
+export function contentTag(root: string = PROJECT_DIR): string {
   const hash = createHash("sha256");
   for (const file of buildInputFiles(root)) {
     hash
@@ -48,7 +47,7 @@ export function contentTag(root: string = REPO_ROOT): string {
 }
 
 /** The build input files under `root`, as sorted POSIX paths relative to it. */
-export function buildInputFiles(root: string = REPO_ROOT): string[] {
+export function buildInputFiles(root: string = PROJECT_DIR): string[] {
   const files: string[] = [];
   const visit = (relative: string): void => {
     const absolute = path.join(root, relative);
@@ -68,7 +67,7 @@ export function buildInputFiles(root: string = REPO_ROOT): string[] {
 }
 
 /** The checked-out commit, or "unknown" outside a git checkout (or without git). */
-export function gitRevision(root: string = REPO_ROOT): string {
+export function gitRevision(root: string = PROJECT_DIR): string {
   try {
     const revision = execFileSync("git", ["rev-parse", "HEAD"], {
       cwd: root,
@@ -85,7 +84,7 @@ export function gitRevision(root: string = REPO_ROOT): string {
 export interface ServiceImageArgs {
   /** Image repository without a tag, e.g. `localhost:5001/mlscore-scoring`. Required. */
   readonly repository: pulumi.Input<string>;
-  /** Build context, read at program run to compute the tag; default {@link REPO_ROOT}. */
+  /** Build context, read at program run to compute the tag; default {@link PROJECT_DIR}. */
   readonly context?: string;
   /** Target platform, `linux/<arch>` of the nodes that run it; default "linux/amd64". */
   readonly platform?: pulumi.Input<string>;
@@ -112,7 +111,7 @@ export class ServiceImage extends pulumi.ComponentResource {
   constructor(name: string, args: ServiceImageArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:ServiceImage", name, {}, opts);
 
-    const root = args.context ?? REPO_ROOT;
+    const root = args.context ?? PROJECT_DIR;
     // Relative to the working directory, so the state does not record one machine's absolute
     // paths. Under the CLI that is the folder of Pulumi.yaml, which therefore sets no `main`: the
     // language host runs the program from `main` when it names a folder.

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { dotted, ipv4Cidr } from "../ipv4";
 
 /**
  * The registry `npm run kind:up` runs beside the cluster, as Kind's local-registry guide sets it
@@ -103,30 +104,22 @@ const RANGE_GAP_BELOW_BROADCAST = 5;
  * `subnets` are the network's IPAM subnets; IPv6 ones are skipped.
  */
 export function loadBalancerRange(subnets: readonly string[]): string {
-  const ipv4 = subnets.find((subnet) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(subnet));
-  if (ipv4 === undefined) {
+  const subnet = subnets.find((candidate) => ipv4Cidr(candidate) !== undefined);
+  const block = subnet === undefined ? undefined : ipv4Cidr(subnet);
+  if (subnet === undefined || block === undefined) {
     throw new Error(
       `the "${KIND_NETWORK}" Docker network has no IPv4 subnet (found [${subnets.join(", ")}]); ` +
         "set a MetalLB range with: pulumi config set metallbAddressRange <first>-<last>",
     );
   }
-  const [address, prefixText] = ipv4.split("/");
-  const prefix = Number(prefixText);
-  const octets = address.split(".").map(Number);
-  if (prefix < 8 || prefix > 24 || octets.some((octet) => octet > 255)) {
+  if (block.prefix < 8 || block.prefix > 24) {
     throw new Error(
-      `the "${KIND_NETWORK}" Docker network's subnet ${ipv4} is not an IPv4 network of /8 to /24; ` +
+      `the "${KIND_NETWORK}" Docker network's subnet ${subnet} is not an IPv4 network of /8 to /24; ` +
         "set a MetalLB range with: pulumi config set metallbAddressRange <first>-<last>",
     );
   }
-  const base = octets.reduce((sum, octet) => sum * 256 + octet, 0);
-  const size = 2 ** (32 - prefix);
-  const broadcast = base - (base % size) + size - 1;
+  const broadcast = block.base + 2 ** (32 - block.prefix) - 1;
   const last = broadcast - RANGE_GAP_BELOW_BROADCAST;
   const first = last - RANGE_SIZE + 1;
   return `${dotted(first)}-${dotted(last)}`;
-}
-
-function dotted(address: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join(".");
 }

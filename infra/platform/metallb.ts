@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { addressRangeProblem } from "../ipv4";
 
 /** Where MetalLB publishes its Helm chart. */
 export const METALLB_CHART_REPO = "https://metallb.github.io/metallb";
@@ -19,32 +20,17 @@ export interface MetalLbArgs {
   readonly namespace?: pulumi.Input<string>;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-function ipv4ToNumber(ip: string): number {
-  return ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
-}
-
 /**
  * Returns `range` if it is an address range MetalLB accepts in an IPAddressPool (an IPv4
  * `first-last` with first <= last, or an IPv4 CIDR); throws a message naming the fix otherwise.
  */
 export function checkAddressRange(range: string): string {
-  const fix =
-    'use "first-last" such as 172.18.255.200-172.18.255.250, or a CIDR such as 172.18.255.0/24';
-  const cidr = /^([\d.]+)\/(\d{1,2})$/.exec(range);
-  if (cidr) {
-    if (!IPV4.test(cidr[1]) || Number(cidr[2]) > 32) {
-      throw new Error(`MetalLB address range "${range}" is not a valid IPv4 CIDR; ${fix}`);
-    }
-    return range;
-  }
-  const parts = range.split("-");
-  if (parts.length !== 2 || !IPV4.test(parts[0]) || !IPV4.test(parts[1])) {
-    throw new Error(`MetalLB address range "${range}" is neither first-last nor a CIDR; ${fix}`);
-  }
-  if (ipv4ToNumber(parts[0]) > ipv4ToNumber(parts[1])) {
-    throw new Error(`MetalLB address range "${range}" starts after it ends; ${fix}`);
+  const problem = addressRangeProblem(range);
+  if (problem !== undefined) {
+    throw new Error(
+      `MetalLB address range "${range}" ${problem}; use "first-last" such as ` +
+        "172.18.255.200-172.18.255.250, or a CIDR such as 172.18.255.0/24",
+    );
   }
   return range;
 }

@@ -1,7 +1,7 @@
-import { BUCKET_URIS, STORE_ENDPOINT } from "../service/src/config";
-import { carriesCredentials, redactUri, storeHost } from "./app/model-store";
-import { PROJECT, type ConfigKey, type ConfigReader } from "./config-reader";
-import { parseRegisteredModelUri, type RegisteredModelRef } from "./registry/registered-model";
+import { BUCKET_URIS, STORE_ENDPOINT } from "../../service/src/config";
+import { carriesCredentials, redactUri, storeHost } from "../app/model-store";
+import { PROJECT, type ConfigKey, type ConfigReader } from "./reader";
+import { parseRegisteredModelUri, type RegisteredModelRef } from "../registry/registered-model";
 
 /** An S3-compatible store the pods (and the program, to pin the digest) read `s3://` models from. */
 export interface S3StoreSettings {

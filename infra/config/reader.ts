@@ -60,6 +60,11 @@ export const CONFIG_KEYS = [
 /** A project config key, without its `mlscore:` namespace. */
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
+/** A Kubernetes name (a namespace, a Kind cluster): a lowercase DNS label. */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** A chart or release version, `major.minor.patch`. */
+export const RELEASE_VERSION = /^\d+\.\d+\.\d+$/;
+
 /** Raw config as the engine hands it over: namespaced keys (`mlscore:replicas`, `gcp:project`). */
 export type RawConfig = Readonly<Record<string, string | undefined>>;
 
