@@ -11,7 +11,6 @@ import {
 } from "./app/scoring-app";
 import { GkeCluster } from "./cluster/gke";
 import { KIND_REGISTRY, KindCluster } from "./cluster/kind";
-import { gcsBucket, ModelReader } from "./cluster/model-reader";
 import {
   type AppSettings,
   type ExistingClusterSettings,
@@ -20,9 +19,12 @@ import {
   loadConfig,
   type StackConfig,
 } from "./config";
-import { ArtifactRegistry, gitRevision, ServiceImage } from "./image";
+import { ArtifactRegistry } from "./gcp/artifact-registry";
+import { gcsBucket, ModelReader } from "./gcp/model-reader";
+import { gitRevision, ServiceImage } from "./image";
 import { IngressRoute } from "./platform/ingress-route";
 import { Istio } from "./platform/istio";
+import { ISTIO_COMPONENT_NAME } from "./platform/istio-names";
 import { MetalLb } from "./platform/metallb";
 import { MetricsServer } from "./platform/metrics-server";
 import { pinModel, type PinnedModel } from "./model-source";
@@ -210,7 +212,7 @@ export = async () => {
   const istio =
     config.istio.enabled && config.istio.install
       ? new Istio(
-          "istio",
+          ISTIO_COMPONENT_NAME,
           {
             version: config.istio.version,
             loadBalancerSourceRanges: [...settings.loadBalancerSourceRanges],

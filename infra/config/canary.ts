@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { DEFAULT_MODEL_VERSION } from "../../service/src/config";
 import { parseGoldenRequests } from "../../service/src/gate/golden";
 import { carriesCredentials } from "../app/model-store";
-import { gcsBucket } from "../cluster/model-reader";
+import { gcsBucket } from "../gcp/model-reader";
 import { PROJECT_DIR } from "../project-dir";
 import { PROJECT, type ConfigReader } from "./reader";
 import { checkReadable, type S3StoreSettings } from "./model";

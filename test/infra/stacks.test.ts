@@ -5,11 +5,9 @@ import type * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
 import program from "../../infra/index";
 import { imagePlatform, KIND_REGISTRY, loadBalancerRange } from "../../infra/cluster/kind";
-import { gcsBucket } from "../../infra/cluster/model-reader";
+import { gcsBucket } from "../../infra/gcp/model-reader";
 import * as image from "../../infra/image";
 import { BUILD_INPUTS, buildInputFiles, contentTag, gitRevision } from "../../infra/image";
-import { DEFAULT_ISTIO_VERSION } from "../../infra/platform/istio";
-import { DEFAULT_METRICS_SERVER_VERSION } from "../../infra/platform/metrics-server";
 import {
   FAKE_GCP_ACCESS_TOKEN,
   KIND_NODE_ARCHITECTURE,
@@ -341,12 +339,14 @@ describe("dev stack (Kind), from Pulumi.yaml + Pulumi.dev.yaml", () => {
     expect((deployment.inputs.spec as { replicas: number }).replicas).toBe(2);
     const hpa = run.one("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "scoring-autoscaler");
     expect(hpa.inputs.spec).toMatchObject({ minReplicas: 2, maxReplicas: 4 });
-    expect(run.one("kubernetes:helm.sh/v3:Release", "istio-istiod").inputs.version).toBe(
-      DEFAULT_ISTIO_VERSION,
-    );
-    expect(run.one("kubernetes:helm.sh/v3:Release", "metrics-server-release").inputs.version).toBe(
-      DEFAULT_METRICS_SERVER_VERSION,
-    );
+    // Pulumi.yaml alone declares the chart versions; no component has one of its own.
+    const config = readStackConfig("dev");
+    const release = (name: string) => run.one("kubernetes:helm.sh/v3:Release", name).inputs;
+    for (const name of ["istio-base", "istio-istiod", "istio-gateway"]) {
+      expect(release(name).version).toBe(config["mlscore:istioVersion"]);
+    }
+    expect(release("metallb-release").version).toBe(config["mlscore:metallbVersion"]);
+    expect(release("metrics-server-release").version).toBe(config["mlscore:metricsServerVersion"]);
   });
 
   it("spreads the pods only as a preference over Kind's fixed nodes, and declares no PodMonitoring", () => {
