@@ -4,8 +4,6 @@ import { addressRangeProblem } from "../ipv4";
 
 /** Where MetalLB publishes its Helm chart. */
 export const METALLB_CHART_REPO = "https://metallb.github.io/metallb";
-/** The MetalLB chart version installed when none is given. */
-export const DEFAULT_METALLB_VERSION = "0.14.9";
 
 /** Arguments of {@link MetalLb}. */
 export interface MetalLbArgs {
@@ -14,22 +12,24 @@ export interface MetalLbArgs {
    * they must lie in the `kind` Docker network. Required.
    */
   readonly addressRange: pulumi.Input<string>;
-  /** MetalLB chart version; default {@link DEFAULT_METALLB_VERSION}. */
-  readonly version?: pulumi.Input<string>;
+  /** MetalLB chart version (Pulumi.yaml's `metallbVersion`). Required. */
+  readonly version: pulumi.Input<string>;
   /** Namespace to create for MetalLB; default "metallb-system". */
   readonly namespace?: pulumi.Input<string>;
 }
 
 /**
  * Returns `range` if it is an address range MetalLB accepts in an IPAddressPool (an IPv4
- * `first-last` with first <= last, or an IPv4 CIDR); throws a message naming the fix otherwise.
+ * `first-last` with first <= last, or an IPv4 CIDR); throws a message naming the fix otherwise,
+ * as an error of `resource` when given.
  */
-export function checkAddressRange(range: string): string {
+export function checkAddressRange(range: string, resource?: pulumi.Resource): string {
   const problem = addressRangeProblem(range);
   if (problem !== undefined) {
-    throw new Error(
+    throw new pulumi.ResourceError(
       `MetalLB address range "${range}" ${problem}; use "first-last" such as ` +
         "172.18.255.200-172.18.255.250, or a CIDR such as 172.18.255.0/24",
+      resource,
     );
   }
   return range;
@@ -56,14 +56,15 @@ export class MetalLb extends pulumi.ComponentResource {
     super("mlscore:index:MetalLb", name, {}, opts);
     // A known range fails here, before any child exists; a derived one fails at its apply.
     if (typeof args.addressRange === "string") {
-      checkAddressRange(args.addressRange);
+      checkAddressRange(args.addressRange, this);
     }
+    const namespaceName = args.namespace ?? "metallb-system";
 
     const namespace = new k8s.core.v1.Namespace(
       `${name}-namespace`,
       {
         metadata: {
-          name: args.namespace ?? "metallb-system",
+          name: namespaceName,
           // The speaker needs host networking and NET_RAW, which only "privileged" admits.
           labels: {
             "app.kubernetes.io/part-of": "mlscore",
@@ -84,7 +85,7 @@ export class MetalLb extends pulumi.ComponentResource {
       {
         name: "metallb",
         chart: "metallb",
-        version: args.version ?? DEFAULT_METALLB_VERSION,
+        version: args.version,
         repositoryOpts: { repo: METALLB_CHART_REPO },
         namespace: namespace.metadata.name,
         skipAwait: false,
@@ -97,7 +98,9 @@ export class MetalLb extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.addressRange = pulumi.output(args.addressRange).apply(checkAddressRange);
+    this.addressRange = pulumi
+      .output(args.addressRange)
+      .apply((range) => checkAddressRange(range, this));
     const pool = new k8s.apiextensions.CustomResource(
       `${name}-pool`,
       {
@@ -128,6 +131,8 @@ export class MetalLb extends pulumi.ComponentResource {
       namespace: this.namespace,
       poolName: this.poolName,
       addressRange: this.addressRange,
+      release: this.release,
+      ready: this.ready,
     });
   }
 }

@@ -10,8 +10,6 @@ import {
   type RawConfig,
   type StackConfig,
 } from "../../infra/config";
-import { DEFAULT_ISTIO_VERSION } from "../../infra/platform/istio";
-import { DEFAULT_METRICS_SERVER_VERSION } from "../../infra/platform/metrics-server";
 import { readStackConfig, REPO_ROOT } from "./harness";
 
 interface Declaration {
@@ -177,7 +175,7 @@ describe("parseConfig on the real stacks", () => {
         clusterName: "mlscore",
         metallbVersion: "0.14.9",
         metallbAddressRange: undefined,
-        metricsServerVersion: DEFAULT_METRICS_SERVER_VERSION,
+        metricsServerVersion: "3.13.1",
       },
       app: {
         namespace: "mlscore",
@@ -210,7 +208,7 @@ describe("parseConfig on the real stacks", () => {
       },
       istio: {
         enabled: true,
-        version: DEFAULT_ISTIO_VERSION,
+        version: "1.31.1",
         install: true,
         gatewayNamespace: "istio-ingress",
         tlsSecretName: undefined,
@@ -289,7 +287,7 @@ describe("parseConfig on the real stacks", () => {
     });
     expect(config.istio).toEqual({
       enabled: true,
-      version: DEFAULT_ISTIO_VERSION,
+      version: "1.31.1",
       install: true,
       gatewayNamespace: "istio-ingress",
       tlsSecretName: "mlscore-tls",

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ISTIO_KUBERNETES_RANGE } from "../../infra/platform/istio";
-import { REPO_ROOT } from "./harness";
+import { readStackConfig, REPO_ROOT } from "./harness";
 
 const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
 const UP = path.join(REPO_ROOT, "infra", "kind", "up.sh");
@@ -108,6 +108,9 @@ describe("infra/kind/cluster.yaml", () => {
   });
 
   it("runs a Kubernetes the default Istio release supports", () => {
+    // The range was read for one Istio minor; a new istioVersion default needs a new range.
+    const istioVersion = readStackConfig("dev")["mlscore:istioVersion"];
+    expect(istioVersion.startsWith(`${ISTIO_KUBERNETES_RANGE.istio}.`)).toBe(true);
     const kubernetes = /:v(\d+\.\d+)\./.exec(cluster.nodes[0].image)?.[1] as string;
     expect(minor(kubernetes)).toBeGreaterThanOrEqual(minor(ISTIO_KUBERNETES_RANGE.oldest));
     expect(minor(kubernetes)).toBeLessThanOrEqual(minor(ISTIO_KUBERNETES_RANGE.newest));

@@ -36,7 +36,11 @@ beforeAll(async () => {
       },
       { provider },
     );
-    new MetalLb("metallb", { addressRange: "172.18.255.200-172.18.255.250" }, { provider });
+    new MetalLb(
+      "metallb",
+      { addressRange: "172.18.255.200-172.18.255.250", version: "0.14.9" },
+      { provider },
+    );
     new IngressRoute(
       "scoring",
       { namespace: "mlscore", serviceHost: "scoring.mlscore.svc.cluster.local" },
