@@ -25,14 +25,9 @@ import {
   weightedRoutesGated,
 } from "../../infra/policy/policies";
 import { podPolicyViolations, type PodSpec } from "../../infra/policy/workloads";
-import {
-  type MockOverrides,
-  readStackConfig,
-  recordResources,
-  type RecordedResource,
-  type RecordedRun,
-  REPO_ROOT,
-} from "../infra/harness";
+import { type RecordedResource, type RecordedRun } from "../infra/harness/recorded-run";
+import { recordResources } from "../infra/harness/recording";
+import { readStackConfig, REPO_ROOT } from "../infra/harness/stack-config";
 
 const POLICY_DIR = path.join(REPO_ROOT, "infra", "policy");
 const STACKS = ["dev", "gke"] as const;
@@ -208,21 +203,6 @@ const podPolicies = [
 ];
 
 const GKE_PROJECT = "mlscore-policy-test";
-const gkeMocks: MockOverrides = {
-  newResource: (args) =>
-    args.type === "gcp:container/cluster:Cluster"
-      ? {
-          id: "cluster-id",
-          state: {
-            ...(args.inputs as Record<string, unknown>),
-            name: "gke-cluster",
-            endpoint: "203.0.113.10",
-            masterAuth: { clusterCaCertificate: Buffer.from("ca").toString("base64") },
-          },
-        }
-      : undefined,
-};
-
 const runs = new Map<Stack, RecordedRun>();
 /** The same stacks, each with a canary. */
 const canaryRuns = new Map<Stack, RecordedRun>();
@@ -244,7 +224,6 @@ beforeAll(async () => {
       await recordResources(program, {
         stack: "gke",
         config: { ...readStackConfig("gke"), "gcp:project": GKE_PROJECT, ...extra },
-        mocks: gkeMocks,
       }),
     );
   }

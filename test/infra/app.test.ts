@@ -20,12 +20,9 @@ import {
   type ScoringAppArgs,
   checkImagePinned,
 } from "../../infra/app/scoring-app";
-import {
-  fakeLoadBalancerIp,
-  recordResources,
-  type RecordedResource,
-  type RecordedRun,
-} from "./harness";
+import { fakeLoadBalancerIp } from "./harness/mocks";
+import { type RecordedResource, type RecordedRun } from "./harness/recorded-run";
+import { recordResources } from "./harness/recording";
 import { validateKubernetesObject } from "./schemas/kubernetes";
 import { assertPodPolicy } from "./schemas/policy";
 

@@ -10,7 +10,7 @@ import {
   type RawConfig,
   type StackConfig,
 } from "../../infra/config";
-import { readStackConfig, REPO_ROOT } from "./harness";
+import { readStackConfig, REPO_ROOT } from "./harness/stack-config";
 
 interface Declaration {
   type: string;

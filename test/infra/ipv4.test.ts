@@ -2,7 +2,7 @@ import { checkAddressRange } from "../../infra/platform/metallb";
 import { loadBalancerRange } from "../../infra/cluster/kind";
 import { ConfigError, parseConfig } from "../../infra/config";
 import { addressRangeProblem, ipv4, ipv4Cidr } from "../../infra/ipv4";
-import { readStackConfig } from "./harness";
+import { readStackConfig } from "./harness/stack-config";
 
 const dev = readStackConfig("dev");
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ISTIO_KUBERNETES_RANGE } from "../../infra/platform/istio";
-import { readStackConfig, REPO_ROOT } from "./harness";
+import { readStackConfig, REPO_ROOT } from "./harness/stack-config";
 
 const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
 const UP = path.join(REPO_ROOT, "infra", "kind", "up.sh");

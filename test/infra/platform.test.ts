@@ -13,12 +13,9 @@ import {
 } from "../../infra/platform/istio";
 import { METALLB_CHART_REPO, MetalLb, checkAddressRange } from "../../infra/platform/metallb";
 import { METRICS_SERVER_CHART_REPO, MetricsServer } from "../../infra/platform/metrics-server";
-import {
-  fakeLoadBalancerIp,
-  recordResources,
-  type RecordedResource,
-  type RecordedRun,
-} from "./harness";
+import { fakeLoadBalancerIp } from "./harness/mocks";
+import { type RecordedResource, type RecordedRun } from "./harness/recorded-run";
+import { recordResources } from "./harness/recording";
 import { validateKubernetesObject } from "./schemas/kubernetes";
 
 /**

@@ -10,36 +10,19 @@ import * as image from "../../infra/image";
 import { BUILD_INPUTS, buildInputFiles, contentTag, gitRevision } from "../../infra/image";
 import {
   FAKE_GCP_ACCESS_TOKEN,
-  KIND_NODE_ARCHITECTURE,
   fakeLoadBalancerIp,
-  readStackConfig,
-  recordResources,
-  REPO_ROOT,
+  KIND_NODE_ARCHITECTURE,
+  cloudAutoname,
   type MockOverrides,
-  type RecordedResource,
-  type RecordedRun,
-  unwrapSecrets,
-} from "./harness";
+} from "./harness/mocks";
+import { type RecordedResource, type RecordedRun, unwrapSecrets } from "./harness/recorded-run";
+import { recordResources } from "./harness/recording";
+import { readStackConfig, REPO_ROOT } from "./harness/stack-config";
 import { validateKubernetesObject } from "./schemas/kubernetes";
 
 const PROJECT_ID = "mlscore-test-project";
 /** GKE autonames clusters; the mock does the same so names flow on as they would for real. */
-const GKE_CLUSTER_NAME = "gke-cluster-4f2a9c1";
-
-const gkeMocks: MockOverrides = {
-  newResource: (args) =>
-    args.type === "gcp:container/cluster:Cluster"
-      ? {
-          id: `projects/${PROJECT_ID}/locations/us-central1-a/clusters/${GKE_CLUSTER_NAME}`,
-          state: {
-            ...(args.inputs as Record<string, unknown>),
-            name: GKE_CLUSTER_NAME,
-            endpoint: "203.0.113.10",
-            masterAuth: { clusterCaCertificate: Buffer.from("fake-cluster-ca").toString("base64") },
-          },
-        }
-      : undefined,
-};
+const GKE_CLUSTER_NAME = cloudAutoname("gke-cluster");
 
 /** One line per resource: type, name, parent name and the provider it will really use. */
 type Row = readonly [type: string, name: string, parent: string, provider: string];
@@ -481,7 +464,6 @@ describe("gke stack, from Pulumi.yaml + Pulumi.gke.yaml + the user's gcp:project
     run = await recordResources(program, {
       stack: "gke",
       config: { ...readStackConfig("gke"), "gcp:project": PROJECT_ID },
-      mocks: gkeMocks,
     });
   });
 
@@ -755,7 +737,6 @@ describe("gke stack serving a gs:// model", () => {
     run = await recordResources(program, {
       stack: "gke",
       config: { ...readStackConfig("gke"), "gcp:project": PROJECT_ID, modelUri: GCS_MODEL_URI },
-      mocks: gkeMocks,
     });
   });
 
@@ -844,7 +825,6 @@ describe("stacks that need no Google identity for their model", () => {
     const run = await recordResources(program, {
       stack: "gke",
       config: { ...readStackConfig("gke"), "gcp:project": PROJECT_ID },
-      mocks: gkeMocks,
     });
     const account = run.one("kubernetes:core/v1:ServiceAccount", "scoring-service-account");
     expect(account.inputs.metadata).not.toHaveProperty("annotations");
@@ -861,7 +841,6 @@ describe("stacks that need no Google identity for their model", () => {
         "gcp:project": PROJECT_ID,
         modelUri: "https://models.example.com/iris.onnx",
       },
-      mocks: gkeMocks,
     });
     expect(rows(run)).toEqual([...GKE_RESOURCES].sort(byRow));
   });
