@@ -74,8 +74,8 @@ export class RecordedRun {
     /** Top-level output keys whose value was a secret. */
     readonly secretOutputs: ReadonlySet<string>,
     private readonly components: {
-      /** By URN, the keys of the outputs each component registered (undefined ones left out). */
-      readonly registeredOutputs: ReadonlyMap<string, readonly string[]>;
+      /** By component, the keys it passed to `registerOutputs`. */
+      readonly registeredOutputs: ReadonlyMap<pulumi.Resource, readonly string[]>;
       /** Every resource object the program constructed, by `<type> <name>`. */
       readonly instances: ReadonlyMap<string, pulumi.Resource>;
     },
@@ -83,7 +83,7 @@ export class RecordedRun {
 
   /** The keys of the outputs a component registered; throws when it registered none. */
   registeredOutputs(resource: RecordedResource): readonly string[] {
-    const keys = this.components.registeredOutputs.get(resource.urn);
+    const keys = this.components.registeredOutputs.get(this.instanceOf(resource));
     if (keys === undefined) {
       throw new Error(`${resource.type} ${resource.name} registered no outputs`);
     }

@@ -68,8 +68,10 @@ async function run(program: Program, options: RecordOptions): Promise<RecordedRu
     newResource: (args) => options.mocks?.newResource?.(args) ?? defaultNewResource(args),
   };
   await pulumi.runtime.setMocks(mocks, PROJECT, stack, options.preview ?? false);
-  const { resources, registeredOutputs } = interceptRegistrations();
+  const resources = interceptRegistrations();
   const instances = new Map<string, pulumi.Resource>();
+  const registeredOutputs = new Map<pulumi.Resource, readonly string[]>();
+  const restoreRegisterOutputs = interceptRegisterOutputs(registeredOutputs);
 
   let returned: Record<string, unknown> = {};
   // A program that throws must not reject inside the stack: the stack's outputs would then
@@ -83,6 +85,8 @@ async function run(program: Program, options: RecordOptions): Promise<RecordedRu
         returned = (await program()) ?? {};
       } catch (error) {
         programError = { error };
+      } finally {
+        restoreRegisterOutputs();
       }
       return returned;
     });
@@ -183,33 +187,13 @@ interface RegistrationResponse {
 type MonitorCallback = (err: unknown, response: RegistrationResponse | undefined) => void;
 type MonitorMethod = (req: RegistrationRequest, callback: MonitorCallback) => Promise<void>;
 
-/** The request of `registerResourceOutputs`: a component's outputs, as a protobuf Struct. */
-interface OutputsRequest {
-  getUrn(): string;
-  getOutputs(): { toJavaScript(): Record<string, unknown> } | undefined;
-}
-
 /**
  * The mock monitor hands `newResource` only type, name and inputs; parents, providers,
- * dependencies and options are on the raw request, so wrap the monitor's two entry points, and
- * the one through which components register their outputs.
+ * dependencies and options are on the raw request, so wrap the monitor's two entry points.
  */
-function interceptRegistrations(): {
-  resources: RecordedResource[];
-  registeredOutputs: Map<string, readonly string[]>;
-} {
+function interceptRegistrations(): RecordedResource[] {
   const monitor = pulumi.runtime.getMonitor() as unknown as Record<string, MonitorMethod>;
   const recorded: RecordedResource[] = [];
-  const registeredOutputs = new Map<string, readonly string[]>();
-  const outputs = monitor as unknown as Record<
-    "registerResourceOutputs",
-    (req: OutputsRequest, callback: (err: unknown) => void) => void
-  >;
-  const registerOutputs = outputs.registerResourceOutputs.bind(monitor);
-  outputs.registerResourceOutputs = (req, callback) => {
-    registeredOutputs.set(req.getUrn(), Object.keys(req.getOutputs()?.toJavaScript() ?? {}));
-    registerOutputs(req, callback);
-  };
   for (const method of ["registerResource", "readResource"] as const) {
     const original = monitor[method].bind(monitor);
     monitor[method] = (req, callback) =>
@@ -220,7 +204,31 @@ function interceptRegistrations(): {
         callback(err, response);
       });
   }
-  return { resources: recorded, registeredOutputs };
+  return recorded;
+}
+
+/**
+ * Records the keys each component passes to `registerOutputs`, undefined values included (the
+ * engine never sees those), until the returned function restores the SDK's method. Only the first
+ * call counts, as in the SDK, which calls it again (with nothing) once the component is built.
+ */
+function interceptRegisterOutputs(
+  registeredOutputs: Map<pulumi.Resource, readonly string[]>,
+): () => void {
+  const prototype = pulumi.ComponentResource.prototype as unknown as {
+    registerOutputs(this: pulumi.ComponentResource, outputs?: unknown): void;
+  };
+  const original = prototype.registerOutputs;
+  prototype.registerOutputs = function (this: pulumi.ComponentResource, outputs?: unknown) {
+    if (!registeredOutputs.has(this)) {
+      const keys = typeof outputs === "object" && outputs !== null ? Object.keys(outputs) : [];
+      registeredOutputs.set(this, keys);
+    }
+    original.call(this, outputs);
+  };
+  return () => {
+    prototype.registerOutputs = original;
+  };
 }
 
 function toRecord(
