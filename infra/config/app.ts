@@ -1,6 +1,8 @@
 /** The app section: where the pods run, how many, their resources and who may reach them. */
 import { mebibytes, MIB, MODEL_LOAD_MEMORY_FACTOR, modelLoadPeakBytes } from "../app/model-budget";
 import { ipv4Cidr } from "../ipv4";
+import { ISTIO_GATEWAY_NAMESPACE, ISTIO_SYSTEM_NAMESPACE } from "../platform/istio";
+import { METALLB_NAMESPACE } from "../platform/metallb";
 import { DNS_LABEL, PROJECT, type ConfigReader } from "./reader";
 
 /** The app's own keys; the model and the canary are read apart ({@link readModelSettings}). */
@@ -23,15 +25,15 @@ export interface AppSection {
   readonly monitoringNamespace?: string;
 }
 
-/** Namespaces and prefixes the cluster or the add-ons own. */
+/** Namespaces the cluster or the add-ons own (and every kube- one). */
 const RESERVED_NAMESPACES = [
   "default",
   "kube-system",
   "kube-public",
   "kube-node-lease",
-  "istio-system",
-  "istio-ingress",
-  "metallb-system",
+  ISTIO_SYSTEM_NAMESPACE,
+  ISTIO_GATEWAY_NAMESPACE,
+  METALLB_NAMESPACE,
 ];
 const CPU = /^(\d+m|\d+(\.\d{1,3})?)$/;
 const CPU_WHAT = "a CPU quantity such as 250m or 1";

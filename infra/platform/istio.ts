@@ -22,6 +22,8 @@ export const INGRESS_GATEWAY_SELECTOR: Readonly<Record<string, string>> = {
 export const INGRESS_GATEWAY_NAME = "istio-ingressgateway";
 /** Namespace of the ingress gateway the stack installs. */
 export const ISTIO_GATEWAY_NAMESPACE = "istio-ingress";
+/** Namespace of Istio's control plane the stack installs. */
+export const ISTIO_SYSTEM_NAMESPACE = "istio-system";
 /** Replicas of istiod and of the gateway: a node drain then moves one while the other serves. */
 export const MESH_REPLICAS = 2;
 
@@ -48,7 +50,7 @@ function spreadAcrossNodes(labels: Record<string, string>) {
 export interface IstioArgs {
   /** Istio chart version (Pulumi.yaml's `istioVersion`). Required. */
   readonly version: pulumi.Input<string>;
-  /** Namespace for the control plane (base and istiod); default "istio-system". */
+  /** Namespace for the control plane (base and istiod); default {@link ISTIO_SYSTEM_NAMESPACE}. */
   readonly systemNamespace?: pulumi.Input<string>;
   /** Namespace for the ingress gateway; default {@link ISTIO_GATEWAY_NAMESPACE}. */
   readonly gatewayNamespace?: pulumi.Input<string>;
@@ -80,7 +82,7 @@ export class Istio extends pulumi.ComponentResource {
 
   constructor(name: string, args: IstioArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:Istio", name, {}, opts);
-    const systemNamespaceName = args.systemNamespace ?? "istio-system";
+    const systemNamespaceName = args.systemNamespace ?? ISTIO_SYSTEM_NAMESPACE;
     const gatewayNamespaceName = args.gatewayNamespace ?? ISTIO_GATEWAY_NAMESPACE;
     const https = args.https ?? false;
 

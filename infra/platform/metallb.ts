@@ -5,6 +5,9 @@ import { addressRangeProblem } from "../ipv4";
 /** Where MetalLB publishes its Helm chart. */
 export const METALLB_CHART_REPO = "https://metallb.github.io/metallb";
 
+/** The namespace MetalLB runs in unless told otherwise. */
+export const METALLB_NAMESPACE = "metallb-system";
+
 /** Arguments of {@link MetalLb}. */
 export interface MetalLbArgs {
   /**
@@ -14,7 +17,7 @@ export interface MetalLbArgs {
   readonly addressRange: pulumi.Input<string>;
   /** MetalLB chart version (Pulumi.yaml's `metallbVersion`). Required. */
   readonly version: pulumi.Input<string>;
-  /** Namespace to create for MetalLB; default "metallb-system". */
+  /** Namespace to create for MetalLB; default {@link METALLB_NAMESPACE}. */
   readonly namespace?: pulumi.Input<string>;
 }
 
@@ -58,7 +61,7 @@ export class MetalLb extends pulumi.ComponentResource {
     if (typeof args.addressRange === "string") {
       checkAddressRange(args.addressRange, this);
     }
-    const namespaceName = args.namespace ?? "metallb-system";
+    const namespaceName = args.namespace ?? METALLB_NAMESPACE;
 
     const namespace = new k8s.core.v1.Namespace(
       `${name}-namespace`,
