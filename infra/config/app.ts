@@ -3,7 +3,7 @@ import { mebibytes, MIB, MODEL_LOAD_MEMORY_FACTOR, modelLoadPeakBytes } from "..
 import { ipv4Cidr } from "../ipv4";
 import { ISTIO_GATEWAY_NAMESPACE, ISTIO_SYSTEM_NAMESPACE } from "../platform/istio";
 import { METALLB_NAMESPACE } from "../platform/metallb";
-import { DNS_LABEL, PROJECT, type ConfigReader } from "./reader";
+import { DNS_LABEL, PROJECT, type ConfigKey, type ConfigReader } from "./reader";
 
 /** The app's own keys; the model and the canary are read apart ({@link readModelSettings}). */
 export interface AppSection {
@@ -60,6 +60,47 @@ function bytes(quantity: string): number {
   return match ? Number(match[1]) * MEMORY_UNITS[match[2] ?? ""] : NaN;
 }
 
+/** How a kind of Kubernetes quantity is written, read and shown in config errors. */
+interface Quantity {
+  readonly what: string;
+  readonly pattern: RegExp;
+  /** The amount of a quantity `pattern` matched, in one unit for comparing. */
+  readonly amount: (quantity: string) => number;
+  readonly examples: readonly [request: string, limit: string];
+}
+
+const CPU_QUANTITY: Quantity = {
+  what: CPU_WHAT,
+  pattern: CPU,
+  amount: millicores,
+  examples: ["1", "1"],
+};
+const MEMORY_QUANTITY: Quantity = {
+  what: MEMORY_WHAT,
+  pattern: MEMORY,
+  amount: bytes,
+  examples: ["256Mi", "512Mi"],
+};
+
+/** A request and its limit, the request no larger than the limit. */
+function readRequestAndLimit(
+  read: ConfigReader,
+  requestKey: ConfigKey,
+  limitKey: ConfigKey,
+  { what, pattern, amount, examples }: Quantity,
+): [request: string, limit: string] {
+  const request = read.text(requestKey, what, pattern, examples[0]);
+  const limit = read.text(limitKey, what, pattern, examples[1]);
+  if (pattern.test(request) && pattern.test(limit)) {
+    read.ordered(
+      { key: requestKey, value: amount(request), shown: request },
+      { key: limitKey, value: amount(limit), shown: limit },
+      limitKey,
+    );
+  }
+  return [request, limit];
+}
+
 function readNamespace(read: ConfigReader): string {
   const namespace = read.text(
     "namespace",
@@ -85,35 +126,18 @@ function readPods(read: ConfigReader) {
   const minReplicas = read.integer("minReplicas", 1, 50, 2);
   const maxReplicas = read.integer("maxReplicas", 1, 100, 6);
   const targetCpuUtilization = read.integer("targetCpuUtilization", 10, 95, 70);
-  read.ordered(
+  read.between(
     { key: "minReplicas", value: minReplicas },
     { key: "replicas", value: replicas },
-    "minReplicas",
-  );
-  read.ordered(
-    { key: "replicas", value: replicas },
     { key: "maxReplicas", value: maxReplicas },
-    "maxReplicas",
   );
-
-  const cpuRequest = read.text("cpuRequest", CPU_WHAT, CPU, "1");
-  const cpuLimit = read.text("cpuLimit", CPU_WHAT, CPU, "1");
-  if (CPU.test(cpuRequest) && CPU.test(cpuLimit)) {
-    read.ordered(
-      { key: "cpuRequest", value: millicores(cpuRequest), shown: cpuRequest },
-      { key: "cpuLimit", value: millicores(cpuLimit), shown: cpuLimit },
-      "cpuLimit",
-    );
-  }
-  const memoryRequest = read.text("memoryRequest", MEMORY_WHAT, MEMORY, "256Mi");
-  const memoryLimit = read.text("memoryLimit", MEMORY_WHAT, MEMORY, "512Mi");
-  if (MEMORY.test(memoryRequest) && MEMORY.test(memoryLimit)) {
-    read.ordered(
-      { key: "memoryRequest", value: bytes(memoryRequest), shown: memoryRequest },
-      { key: "memoryLimit", value: bytes(memoryLimit), shown: memoryLimit },
-      "memoryLimit",
-    );
-  }
+  const [cpuRequest, cpuLimit] = readRequestAndLimit(read, "cpuRequest", "cpuLimit", CPU_QUANTITY);
+  const [memoryRequest, memoryLimit] = readRequestAndLimit(
+    read,
+    "memoryRequest",
+    "memoryLimit",
+    MEMORY_QUANTITY,
+  );
 
   const modelMaxSize = read.text("modelMaxSize", MEMORY_WHAT, MEMORY, "100Mi");
   const modelMaxBytes = bytes(modelMaxSize);

@@ -153,15 +153,10 @@ export function readGke(read: ConfigReader, raw: RawConfig): GkeSection {
   const nodeCount = read.integer("nodeCount", 1, 100, 3);
   const minNodes = read.integer("minNodes", 0, 100, 1);
   const maxNodes = read.integer("maxNodes", 1, 100, 5);
-  read.ordered(
+  read.between(
     { key: "minNodes", value: minNodes },
     { key: "nodeCount", value: nodeCount },
-    "minNodes",
-  );
-  read.ordered(
-    { key: "nodeCount", value: nodeCount },
     { key: "maxNodes", value: maxNodes },
-    "maxNodes",
   );
   const machineType = read.text(
     "machineType",

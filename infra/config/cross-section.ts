@@ -27,10 +27,7 @@ export interface Sections {
 
 /** A key set on a target that does not read it; `why` in parentheses, or empty. */
 function notOnTarget(read: ConfigReader, key: ConfigKey, only: Target, why = ""): void {
-  read.problems.push(
-    `${PROJECT}:${key} applies only when ${PROJECT}:target is ${only}${why && ` ${why}`}; ` +
-      `remove it with: pulumi config rm ${key}`,
-  );
+  read.remove(key, `applies only when ${PROJECT}:target is ${only}${why && ` ${why}`}`);
 }
 
 /**
@@ -94,34 +91,31 @@ function checkTargetKeys(read: ConfigReader, { target, app, kind, gke }: Section
  */
 function checkMesh(read: ConfigReader, { target, app, mesh }: Sections): void {
   if (mesh.tlsSecretName !== undefined && !mesh.enabled) {
-    read.problems.push(
-      `${PROJECT}:tlsSecretName needs ${PROJECT}:istioEnabled true: the gateway terminates TLS; ` +
-        `remove it with: pulumi config rm tlsSecretName`,
-    );
+    read.remove("tlsSecretName", `needs ${PROJECT}:istioEnabled true: the gateway terminates TLS`);
   }
   if (!mesh.install && !mesh.enabled) {
-    read.problems.push(
-      `${PROJECT}:istioInstall false says which Istio to use and needs ${PROJECT}:istioEnabled ` +
-        "true; remove it with: pulumi config rm istioInstall",
+    read.remove(
+      "istioInstall",
+      `false says which Istio to use and needs ${PROJECT}:istioEnabled true`,
     );
   } else if (!mesh.install && target !== "cluster") {
-    read.problems.push(
-      `${PROJECT}:istioInstall false applies only when ${PROJECT}:target is cluster: ` +
-        `${target} makes a cluster that runs no Istio of its own; ` +
-        "remove it with: pulumi config rm istioInstall",
+    read.remove(
+      "istioInstall",
+      `false applies only when ${PROJECT}:target is cluster: ` +
+        `${target} makes a cluster that runs no Istio of its own`,
     );
   } else if (!mesh.install && app.loadBalancerSourceRanges.length > 0) {
-    read.problems.push(
-      `${PROJECT}:loadBalancerSourceRanges has no load balancer to apply to: the cluster's own ` +
-        "Istio gateway and its Service are not the stack's; " +
-        "remove it with: pulumi config rm loadBalancerSourceRanges",
+    read.remove(
+      "loadBalancerSourceRanges",
+      "has no load balancer to apply to: the cluster's own Istio gateway and its Service are " +
+        "not the stack's",
     );
   }
   if (mesh.gatewayNamespace !== ISTIO_GATEWAY_NAMESPACE && mesh.install) {
-    read.problems.push(
-      `${PROJECT}:istioGatewayNamespace applies only to the cluster's own Istio ` +
-        `(${PROJECT}:istioInstall false); the stack installs its gateway in ` +
-        `${ISTIO_GATEWAY_NAMESPACE}; remove it with: pulumi config rm istioGatewayNamespace`,
+    read.remove(
+      "istioGatewayNamespace",
+      `applies only to the cluster's own Istio (${PROJECT}:istioInstall false); the stack ` +
+        `installs its gateway in ${ISTIO_GATEWAY_NAMESPACE}`,
     );
   }
   if (app.namespace === mesh.gatewayNamespace && !read.reported("namespace")) {

@@ -192,9 +192,7 @@ function readRegistry(
       ["mlflowTrackingToken", token],
     ] as const) {
       if (value !== "") {
-        read.problems.push(
-          `${PROJECT}:${key} applies only when modelUri names a registered model (models:/...); remove it with: pulumi config rm ${key}`,
-        );
+        read.remove(key, "applies only when modelUri names a registered model (models:/...)");
       }
     }
     return undefined;
@@ -296,9 +294,10 @@ export function readModelSettings(
       ["modelSha256", modelSha256],
     ] as const) {
       if (value !== "") {
-        read.problems.push(
-          `${PROJECT}:${key} comes from the registry when modelUri is ${modelUri}, which pins the ` +
-            `version and digest it resolves to; remove it with: pulumi config rm ${key}`,
+        read.remove(
+          key,
+          `comes from the registry when modelUri is ${modelUri}, which pins the version and ` +
+            "digest it resolves to",
         );
       }
     }
@@ -310,17 +309,13 @@ export function readModelSettings(
   const usesS3 =
     modelUri.startsWith("s3://") || registeredModel !== undefined || canaryUri.startsWith("s3://");
   if (!usesS3) {
-    const given = {
-      s3Endpoint: s3.endpoint,
-      s3AccessKeyId: s3.accessKeyId,
-      s3SecretAccessKey: s3.secretAccessKey,
-    };
-    for (const [key, value] of Object.entries(given)) {
+    for (const [key, value] of [
+      ["s3Endpoint", s3.endpoint],
+      ["s3AccessKeyId", s3.accessKeyId],
+      ["s3SecretAccessKey", s3.secretAccessKey],
+    ] as const) {
       if (value !== undefined) {
-        read.problems.push(
-          `${PROJECT}:${key} applies only to an s3:// model or a registered one (models:/...); ` +
-            `remove it with: pulumi config rm ${key}`,
-        );
+        read.remove(key, "applies only to an s3:// model or a registered one (models:/...)");
       }
     }
   }

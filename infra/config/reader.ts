@@ -90,6 +90,11 @@ export class ConfigReader {
     return this.failed.has(key);
   }
 
+  /** A key that is set where it does not apply: the fix is to remove it. */
+  remove(key: ConfigKey, problem: string): void {
+    this.problems.push(`${PROJECT}:${key} ${problem}; remove it with: pulumi config rm ${key}`);
+  }
+
   fail(key: ConfigKey, problem: string, example: string): void {
     this.failed.add(key);
     this.problems.push(
@@ -135,6 +140,16 @@ export class ConfigReader {
       this.fail(key, `must be true or false (got "${value}")`, String(example));
     }
     return example;
+  }
+
+  /** `low` <= `middle` <= `high`, each pair as {@link ordered} checks it; the fix moves low or high. */
+  between(
+    low: { key: ConfigKey; value: number },
+    middle: { key: ConfigKey; value: number },
+    high: { key: ConfigKey; value: number },
+  ): void {
+    this.ordered(low, middle, low.key);
+    this.ordered(middle, high, high.key);
   }
 
   /**
