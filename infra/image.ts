@@ -3,11 +3,8 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
-import * as gcp from "@pulumi/gcp";
 import * as pulumi from "@pulumi/pulumi";
-
-/** The repository root: the image's build context, where Pulumi.yaml and the lockfile live. */
-export const REPO_ROOT = path.resolve(__dirname, "..");
+import { PROJECT_DIR } from "./project-dir";
 
 /** The Dockerfile, relative to the build context. */
 export const DOCKERFILE = "service/Dockerfile";
@@ -35,7 +32,7 @@ const EXCLUDED = /^service\/src\/.*\.test\.ts$/;
  * A tag derived from the content of every build input (paths and bytes), so an unchanged
  * service keeps its tag and digest and a changed one gets new ones. Never `latest`.
  */
-export function contentTag(root: string = REPO_ROOT): string {
+export function contentTag(root: string = PROJECT_DIR): string {
   const hash = createHash("sha256");
   for (const file of buildInputFiles(root)) {
     hash
@@ -48,7 +45,7 @@ export function contentTag(root: string = REPO_ROOT): string {
 }
 
 /** The build input files under `root`, as sorted POSIX paths relative to it. */
-export function buildInputFiles(root: string = REPO_ROOT): string[] {
+export function buildInputFiles(root: string = PROJECT_DIR): string[] {
   const files: string[] = [];
   const visit = (relative: string): void => {
     const absolute = path.join(root, relative);
@@ -68,7 +65,7 @@ export function buildInputFiles(root: string = REPO_ROOT): string[] {
 }
 
 /** The checked-out commit, or "unknown" outside a git checkout (or without git). */
-export function gitRevision(root: string = REPO_ROOT): string {
+export function gitRevision(root: string = PROJECT_DIR): string {
   try {
     const revision = execFileSync("git", ["rev-parse", "HEAD"], {
       cwd: root,
@@ -85,7 +82,7 @@ export function gitRevision(root: string = REPO_ROOT): string {
 export interface ServiceImageArgs {
   /** Image repository without a tag, e.g. `localhost:5001/mlscore-scoring`. Required. */
   readonly repository: pulumi.Input<string>;
-  /** Build context, read at program run to compute the tag; default {@link REPO_ROOT}. */
+  /** Build context, read at program run to compute the tag; default {@link PROJECT_DIR}. */
   readonly context?: string;
   /** Target platform, `linux/<arch>` of the nodes that run it; default "linux/amd64". */
   readonly platform?: pulumi.Input<string>;
@@ -112,7 +109,7 @@ export class ServiceImage extends pulumi.ComponentResource {
   constructor(name: string, args: ServiceImageArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:ServiceImage", name, {}, opts);
 
-    const root = args.context ?? REPO_ROOT;
+    const root = args.context ?? PROJECT_DIR;
     // Relative to the working directory, so the state does not record one machine's absolute
     // paths. Under the CLI that is the folder of Pulumi.yaml, which therefore sets no `main`: the
     // language host runs the program from `main` when it names a folder.
@@ -144,77 +141,5 @@ export class ServiceImage extends pulumi.ComponentResource {
 
     this.ref = image.repoDigest;
     this.registerOutputs({ ref: this.ref, tag: this.tag, imageName: this.imageName });
-  }
-}
-
-/** Arguments of {@link ArtifactRegistry}. */
-export interface ArtifactRegistryArgs {
-  /** Google Cloud project. Required. */
-  readonly project: pulumi.Input<string>;
-  /** Region the repository lives in. Required. */
-  readonly location: pulumi.Input<string>;
-  /** Repository ID; default "mlscore". */
-  readonly repositoryId?: pulumi.Input<string>;
-  /** IAM member that may pull images (the cluster's nodes); default none. */
-  readonly reader?: pulumi.Input<string>;
-}
-
-/**
- * A Docker repository in Artifact Registry for the service's images, with its API enabled, that
- * the given reader (the cluster's nodes) may pull from.
- */
-export class ArtifactRegistry extends pulumi.ComponentResource {
-  /** Registry host to log in to, `<location>-docker.pkg.dev`. */
-  readonly server: pulumi.Output<string>;
-  /** Prefix of image names in the repository, `<location>-docker.pkg.dev/<project>/<id>`. */
-  readonly repositoryUrl: pulumi.Output<string>;
-
-  constructor(
-    name: string,
-    args: ArtifactRegistryArgs,
-    opts: pulumi.ComponentResourceOptions = {},
-  ) {
-    super("mlscore:index:ArtifactRegistry", name, {}, opts);
-
-    // Left enabled on destroy: other repositories in the project may rely on the API.
-    const api = new gcp.projects.Service(
-      `${name}-api`,
-      {
-        project: args.project,
-        service: "artifactregistry.googleapis.com",
-        disableOnDestroy: false,
-      },
-      { parent: this },
-    );
-
-    const repository = new gcp.artifactregistry.Repository(
-      `${name}-repository`,
-      {
-        project: args.project,
-        location: args.location,
-        repositoryId: args.repositoryId ?? "mlscore",
-        format: "DOCKER",
-        description: "Images of the mlscore scoring service",
-      },
-      { parent: this, dependsOn: [api] },
-    );
-
-    if (args.reader !== undefined) {
-      new gcp.artifactregistry.RepositoryIamMember(
-        `${name}-reader`,
-        {
-          project: repository.project,
-          location: repository.location,
-          repository: repository.repositoryId,
-          role: "roles/artifactregistry.reader",
-          member: args.reader,
-        },
-        { parent: this },
-      );
-    }
-
-    this.server = pulumi.interpolate`${repository.location}-docker.pkg.dev`;
-    this.repositoryUrl = pulumi.interpolate`${this.server}/${repository.project}/${repository.repositoryId}`;
-    this.registerOutputs({ server: this.server, repositoryUrl: this.repositoryUrl });
   }
 }

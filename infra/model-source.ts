@@ -1,6 +1,6 @@
 import type { StoreSettings } from "../service/src/model/stores";
 import { ConfigError, PROJECT, type AppSettings, type ClusterSettings } from "./config";
-import { unreadableStore } from "./model-config";
+import { unreadableStore } from "./config/model";
 import { resolveRegisteredModel, type ResolvedModel } from "./registry/registered-model";
 
 /** The model the pods load, with everything that pins it. */

@@ -59,7 +59,7 @@ export class CanaryGate extends pulumi.ComponentResource {
   constructor(name: string, args: CanaryGateArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:CanaryGate", name, {}, opts);
 
-    const requests = parseGoldenRequests(args.golden).requests.length;
+    const requests = this.countGoldenRequests(args.golden);
     const labels = {
       "app.kubernetes.io/name": "mlscore-canary-gate",
       "app.kubernetes.io/instance": name,
@@ -168,6 +168,15 @@ export class CanaryGate extends pulumi.ComponentResource {
       goldenRequests: requests,
       completedAt: status?.completionTime,
     }));
-    this.registerOutputs({ result: this.result });
+    this.registerOutputs({ job: this.job, result: this.result });
+  }
+
+  /** How many golden requests `golden` holds; a file the gate could not read fails here. */
+  private countGoldenRequests(golden: string): number {
+    try {
+      return parseGoldenRequests(golden).requests.length;
+    } catch (error) {
+      throw new pulumi.ResourceError(error instanceof Error ? error.message : String(error), this);
+    }
   }
 }

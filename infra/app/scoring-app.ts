@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { loadBalancerAddress } from "../platform/load-balancer";
 import { redactUri } from "./model-store";
 import { declareDenyAll } from "./network-policies";
 import { checkImagePinned, declareVariant, SERVICE_PORT, type Variant } from "./variant";
@@ -176,7 +177,7 @@ export class ScoringApp extends pulumi.ComponentResource {
     super("mlscore:index:ScoringApp", name, {}, opts);
     // A known image fails here, before any child exists; one from the build fails at its apply.
     if (typeof args.image === "string") {
-      checkImagePinned(args.image);
+      checkImagePinned(args.image, this);
     }
 
     const labels = {
@@ -262,13 +263,11 @@ export class ScoringApp extends pulumi.ComponentResource {
     this.serviceHost = stable.serviceHost;
     this.servicePort = pulumi.output(SERVICE_PORT);
     this.serviceAccountName = serviceAccount.metadata.name;
-    this.endpoint = pulumi.all([args.serviceType, this.service.status]).apply(([type, status]) => {
-      if (type !== "LoadBalancer") {
-        return undefined;
-      }
-      const ingress = status?.loadBalancer?.ingress?.[0];
-      return ingress?.ip || ingress?.hostname || undefined;
-    });
+    this.endpoint = pulumi
+      .all([args.serviceType, this.service.status])
+      .apply(([type, status]) =>
+        type === "LoadBalancer" ? loadBalancerAddress(status) : undefined,
+      );
 
     this.registerOutputs({
       namespace: this.namespace,
@@ -276,8 +275,10 @@ export class ScoringApp extends pulumi.ComponentResource {
       serviceHost: this.serviceHost,
       servicePort: this.servicePort,
       endpoint: this.endpoint,
+      deployment: this.deployment,
+      service: this.service,
       serviceAccountName: this.serviceAccountName,
-      canaryServiceHost: this.canary?.serviceHost,
+      canary: this.canary,
     });
   }
 }

@@ -21,13 +21,15 @@ export const REVISION_ANNOTATION = "mlscore.dev/git-revision";
 export const CANARY_IDENTITY_LABEL = "mlscore.dev/canary";
 
 /**
- * Throws unless `image` is pinned by digest: a tag can move under a running Deployment, so
- * nodes could run something other than what was built and a rollout would not be triggered.
+ * Throws unless `image` is pinned by digest ({@link isPinnedImage}, the policy pack's rule), as
+ * an error of `resource` when given: a tag can move under a running Deployment, so nodes could
+ * run something other than what was built and a rollout would not be triggered.
  */
-export function checkImagePinned(image: string): string {
+export function checkImagePinned(image: string, resource?: pulumi.Resource): string {
   if (!isPinnedImage(image)) {
-    throw new Error(
+    throw new pulumi.ResourceError(
       `ScoringApp image must be pinned by digest (repo@sha256:<64 hex>), got "${image}"`,
+      resource,
     );
   }
   return image;
@@ -111,7 +113,7 @@ export function declareVariant(parent: pulumi.Resource, name: string, args: Vari
             },
           },
           spec: scoringPodSpec({
-            image: pulumi.output(args.image).apply(checkImagePinned),
+            image: pulumi.output(args.image).apply((image) => checkImagePinned(image, parent)),
             serviceAccountName: args.serviceAccountName,
             podLabels,
             env: serviceEnv(parent, name, ns, labels, args),

@@ -71,6 +71,7 @@ export class GkeCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: GkeClusterArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:GkeCluster", name, {}, opts);
+    const releaseChannel = args.releaseChannel ?? "REGULAR";
 
     // Left enabled on destroy: other workloads in the project may rely on these APIs.
     const apis = GKE_APIS.map(
@@ -145,7 +146,7 @@ export class GkeCluster extends pulumi.ComponentResource {
         // managed pool, or cluster creation waits for nodes that never come up.
         nodeConfig,
         deletionProtection: false,
-        releaseChannel: { channel: args.releaseChannel ?? "REGULAR" },
+        releaseChannel: { channel: releaseChannel },
         workloadIdentityConfig: { workloadPool: pulumi.interpolate`${args.project}.svc.id.goog` },
         // Dataplane V2: without it GKE accepts NetworkPolicies but does not enforce them.
         datapathProvider: "ADVANCED_DATAPATH",
@@ -205,6 +206,7 @@ export class GkeCluster extends pulumi.ComponentResource {
       clusterName: this.clusterName,
       contextName: this.contextName,
       kubeconfig: this.kubeconfig,
+      provider: this.provider,
       workloadPool: this.workloadPool,
       nodeServiceAccountMember: this.nodeServiceAccountMember,
       networkName: this.networkName,

@@ -1,6 +1,7 @@
 import * as docker from "@pulumi/docker";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { dotted, ipv4Cidr } from "../ipv4";
 
 /**
  * The registry `npm run kind:up` runs beside the cluster, as Kind's local-registry guide sets it
@@ -50,11 +51,12 @@ export class KindCluster extends pulumi.ComponentResource {
     this.addressRange =
       args.addressRange !== undefined
         ? pulumi.output(args.addressRange)
-        : docker
-            .getNetworkOutput({ name: KIND_NETWORK }, { parent: this })
-            .apply((network) =>
-              loadBalancerRange((network.ipamConfigs ?? []).map((ipam) => ipam.subnet ?? "")),
-            );
+        : docker.getNetworkOutput({ name: KIND_NETWORK }, { parent: this }).apply((network) =>
+            loadBalancerRange(
+              (network.ipamConfigs ?? []).map((ipam) => ipam.subnet ?? ""),
+              this,
+            ),
+          );
 
     // No kubeconfig given: the provider reads KUBECONFIG or ~/.kube/config, where kind wrote it.
     this.provider = new k8s.Provider(
@@ -69,12 +71,16 @@ export class KindCluster extends pulumi.ComponentResource {
       pulumi.interpolate`${args.clusterName}-control-plane`,
       { parent: this, provider: this.provider },
     );
-    this.platform = node.status.apply((status) => imagePlatform(status?.nodeInfo?.architecture));
+    this.platform = node.status.apply((status) =>
+      imagePlatform(status?.nodeInfo?.architecture, this),
+    );
 
     this.registerOutputs({
       contextName: this.contextName,
       registry: this.registry,
       addressRange: this.addressRange,
+      provider: this.provider,
+      platform: this.platform,
     });
   }
 }
@@ -82,12 +88,19 @@ export class KindCluster extends pulumi.ComponentResource {
 /** Node architectures the service's image builds for: onnxruntime-node ships these two. */
 const IMAGE_ARCHITECTURES = ["amd64", "arm64"];
 
-/** The image platform for nodes of `architecture` (as a Node's `nodeInfo` reports it). */
-export function imagePlatform(architecture: string | undefined): string {
+/**
+ * The image platform for nodes of `architecture` (as a Node's `nodeInfo` reports it); throws,
+ * as an error of `resource` when given, for one the image cannot be built for.
+ */
+export function imagePlatform(
+  architecture: string | undefined,
+  resource?: pulumi.Resource,
+): string {
   if (architecture === undefined || !IMAGE_ARCHITECTURES.includes(architecture)) {
-    throw new Error(
+    throw new pulumi.ResourceError(
       `the Kind nodes run on "${architecture ?? "an unknown architecture"}"; the service's image ` +
         `builds for ${IMAGE_ARCHITECTURES.join(" and ")} only`,
+      resource,
     );
   }
   return `linux/${architecture}`;
@@ -100,33 +113,28 @@ const RANGE_GAP_BELOW_BROADCAST = 5;
 /**
  * The MetalLB range for a Docker network: 51 addresses just below the top of its IPv4 subnet,
  * far from the addresses Docker gives containers (172.18.0.0/16 → 172.18.255.200-172.18.255.250).
- * `subnets` are the network's IPAM subnets; IPv6 ones are skipped.
+ * `subnets` are the network's IPAM subnets; IPv6 ones are skipped. Throws, as an error of
+ * `resource` when given, for a network without a fitting IPv4 subnet.
  */
-export function loadBalancerRange(subnets: readonly string[]): string {
-  const ipv4 = subnets.find((subnet) => /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(subnet));
-  if (ipv4 === undefined) {
-    throw new Error(
+export function loadBalancerRange(subnets: readonly string[], resource?: pulumi.Resource): string {
+  const subnet = subnets.find((candidate) => ipv4Cidr(candidate) !== undefined);
+  const block = subnet === undefined ? undefined : ipv4Cidr(subnet);
+  if (subnet === undefined || block === undefined) {
+    throw new pulumi.ResourceError(
       `the "${KIND_NETWORK}" Docker network has no IPv4 subnet (found [${subnets.join(", ")}]); ` +
         "set a MetalLB range with: pulumi config set metallbAddressRange <first>-<last>",
+      resource,
     );
   }
-  const [address, prefixText] = ipv4.split("/");
-  const prefix = Number(prefixText);
-  const octets = address.split(".").map(Number);
-  if (prefix < 8 || prefix > 24 || octets.some((octet) => octet > 255)) {
-    throw new Error(
-      `the "${KIND_NETWORK}" Docker network's subnet ${ipv4} is not an IPv4 network of /8 to /24; ` +
+  if (block.prefix < 8 || block.prefix > 24) {
+    throw new pulumi.ResourceError(
+      `the "${KIND_NETWORK}" Docker network's subnet ${subnet} is not an IPv4 network of /8 to /24; ` +
         "set a MetalLB range with: pulumi config set metallbAddressRange <first>-<last>",
+      resource,
     );
   }
-  const base = octets.reduce((sum, octet) => sum * 256 + octet, 0);
-  const size = 2 ** (32 - prefix);
-  const broadcast = base - (base % size) + size - 1;
+  const broadcast = block.base + 2 ** (32 - block.prefix) - 1;
   const last = broadcast - RANGE_GAP_BELOW_BROADCAST;
   const first = last - RANGE_SIZE + 1;
   return `${dotted(first)}-${dotted(last)}`;
-}
-
-function dotted(address: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(address / 2 ** shift) % 256).join(".");
 }

@@ -94,6 +94,9 @@ export class IngressRoute extends pulumi.ComponentResource {
 
   constructor(name: string, args: IngressRouteArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:IngressRoute", name, {}, opts);
+    const servicePort = args.servicePort ?? 80;
+    const maxPods = args.maxPods ?? 1;
+    const timeout = args.timeout ?? "30s";
 
     const servers =
       args.tlsSecretName === undefined
@@ -123,7 +126,7 @@ export class IngressRoute extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const port = { number: args.servicePort ?? 80 };
+    const port = { number: servicePort };
     const to = (host: pulumi.Input<string>, weight?: pulumi.Input<number>) => ({
       destination: { host, port },
       ...(weight === undefined ? {} : { weight }),
@@ -136,7 +139,7 @@ export class IngressRoute extends pulumi.ComponentResource {
       name: routeName,
       match,
       route: destinations,
-      timeout: args.timeout ?? "30s",
+      timeout,
       // Only failures where the request never reached a pod: a refused or failed
       // connection, a refused stream, a reset before the request went out. A reset or
       // timeout after that would run the prediction again while the first still computes.
@@ -147,7 +150,7 @@ export class IngressRoute extends pulumi.ComponentResource {
       `${name}-destination-rule`,
       args.namespace,
       args.serviceHost,
-      args.maxPods,
+      maxPods,
     );
     const canary = args.canary;
     // With a canary, a pinned request goes to its side; the rest are shared by weight.
@@ -210,10 +213,10 @@ export class IngressRoute extends pulumi.ComponentResource {
     resourceName: string,
     namespace: pulumi.Input<string>,
     host: pulumi.Input<string>,
-    maxPods: pulumi.Input<number> | undefined,
+    maxPods: pulumi.Input<number>,
     dependsOn: pulumi.Resource[] = [],
   ): k8s.apiextensions.CustomResource {
-    const inFlight = pulumi.output(maxPods ?? 1).apply((pods) => pods * IN_FLIGHT_PER_POD);
+    const inFlight = pulumi.output(maxPods).apply((pods) => pods * IN_FLIGHT_PER_POD);
     return new k8s.apiextensions.CustomResource(
       resourceName,
       {

@@ -1,21 +1,19 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { gatewayServiceResourceName } from "./istio-names";
+import { loadBalancerAddress } from "./load-balancer";
 
 /** Where Istio publishes its Helm charts. */
 export const ISTIO_CHART_REPO = "https://istio-release.storage.googleapis.com/charts";
 /**
- * The Istio version installed when none is given. Istio supports a minor release until six weeks
- * after the second one after it; move on when istio.io/latest/docs/releases/supported-releases
- * lists a newer one whose Kubernetes range covers {@link ISTIO_KUBERNETES_RANGE}'s clusters.
+ * Kubernetes minors the Istio minor of Pulumi.yaml's `istioVersion` is supported on ("Istio 1.31.0
+ * is officially supported on Kubernetes versions 1.32 to 1.36", its release announcement). The
+ * Kind node image in infra/kind/cluster.yaml and GKE's regular channel (1.34 to 1.36 as of
+ * November 2026) must lie inside it. Istio supports a minor until six weeks after the second one
+ * after it; move on when istio.io/latest/docs/releases/supported-releases lists a newer one whose
+ * Kubernetes range covers these clusters.
  */
-export const DEFAULT_ISTIO_VERSION = "1.31.1";
-/**
- * Kubernetes minors {@link DEFAULT_ISTIO_VERSION} is supported on ("Istio 1.31.0 is officially
- * supported on Kubernetes versions 1.32 to 1.36", its release announcement). The Kind node image
- * in infra/kind/cluster.yaml and GKE's regular channel (1.34 to 1.36 as of November 2026) must
- * lie inside it.
- */
-export const ISTIO_KUBERNETES_RANGE = { oldest: "1.32", newest: "1.36" } as const;
+export const ISTIO_KUBERNETES_RANGE = { istio: "1.31", oldest: "1.32", newest: "1.36" } as const;
 /** Labels of the ingress gateway pods, which a Gateway's selector names. */
 export const INGRESS_GATEWAY_SELECTOR: Readonly<Record<string, string>> = {
   istio: "ingressgateway",
@@ -24,6 +22,8 @@ export const INGRESS_GATEWAY_SELECTOR: Readonly<Record<string, string>> = {
 export const INGRESS_GATEWAY_NAME = "istio-ingressgateway";
 /** Namespace of the ingress gateway the stack installs. */
 export const ISTIO_GATEWAY_NAMESPACE = "istio-ingress";
+/** Namespace of Istio's control plane the stack installs. */
+export const ISTIO_SYSTEM_NAMESPACE = "istio-system";
 /** Replicas of istiod and of the gateway: a node drain then moves one while the other serves. */
 export const MESH_REPLICAS = 2;
 
@@ -48,9 +48,9 @@ function spreadAcrossNodes(labels: Record<string, string>) {
 
 /** Arguments of {@link Istio}. */
 export interface IstioArgs {
-  /** Istio chart version; default {@link DEFAULT_ISTIO_VERSION}. */
-  readonly version?: pulumi.Input<string>;
-  /** Namespace for the control plane (base and istiod); default "istio-system". */
+  /** Istio chart version (Pulumi.yaml's `istioVersion`). Required. */
+  readonly version: pulumi.Input<string>;
+  /** Namespace for the control plane (base and istiod); default {@link ISTIO_SYSTEM_NAMESPACE}. */
   readonly systemNamespace?: pulumi.Input<string>;
   /** Namespace for the ingress gateway; default {@link ISTIO_GATEWAY_NAMESPACE}. */
   readonly gatewayNamespace?: pulumi.Input<string>;
@@ -80,15 +80,17 @@ export class Istio extends pulumi.ComponentResource {
   /** The gateway Service's load balancer IP (or hostname); undefined until one is assigned. */
   readonly gatewayAddress: pulumi.Output<string | undefined>;
 
-  constructor(name: string, args: IstioArgs = {}, opts: pulumi.ComponentResourceOptions = {}) {
+  constructor(name: string, args: IstioArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:Istio", name, {}, opts);
+    const systemNamespaceName = args.systemNamespace ?? ISTIO_SYSTEM_NAMESPACE;
+    const gatewayNamespaceName = args.gatewayNamespace ?? ISTIO_GATEWAY_NAMESPACE;
+    const https = args.https ?? false;
 
-    const version = args.version ?? DEFAULT_ISTIO_VERSION;
     const systemNamespace = new k8s.core.v1.Namespace(
       `${name}-system-namespace`,
       {
         metadata: {
-          name: args.systemNamespace ?? "istio-system",
+          name: systemNamespaceName,
           labels: { "app.kubernetes.io/part-of": "mlscore" },
         },
       },
@@ -98,7 +100,7 @@ export class Istio extends pulumi.ComponentResource {
       `${name}-gateway-namespace`,
       {
         metadata: {
-          name: args.gatewayNamespace ?? ISTIO_GATEWAY_NAMESPACE,
+          name: gatewayNamespaceName,
           labels: { "app.kubernetes.io/part-of": "mlscore" },
         },
       },
@@ -107,7 +109,7 @@ export class Istio extends pulumi.ComponentResource {
 
     const chart = (chartName: string) => ({
       chart: chartName,
-      version,
+      version: args.version,
       repositoryOpts: { repo: ISTIO_CHART_REPO },
       // Helm waits for every workload to be Ready, so dependents start on a working mesh.
       skipAwait: false,
@@ -173,11 +175,11 @@ export class Istio extends pulumi.ComponentResource {
     // health-check firewall rule (the one that outlives clusters and blocks the network's
     // deletion), and the gateway sees the client's address.
     const ports = [{ name: "http2", port: 80, targetPort: 80, protocol: "TCP" }];
-    if (args.https) {
+    if (https) {
       ports.push({ name: "https", port: 443, targetPort: 443, protocol: "TCP" });
     }
     this.gatewayService = new k8s.core.v1.Service(
-      `${name}-gateway-service`,
+      gatewayServiceResourceName(name),
       {
         metadata: {
           name: INGRESS_GATEWAY_NAME,
@@ -200,13 +202,14 @@ export class Istio extends pulumi.ComponentResource {
     );
 
     this.gatewayNamespace = gatewayNamespace.metadata.name;
-    this.gatewayAddress = this.gatewayService.status.apply((status) => {
-      const ingress = status?.loadBalancer?.ingress?.[0];
-      return ingress?.ip || ingress?.hostname || undefined;
-    });
+    this.gatewayAddress = this.gatewayService.status.apply(loadBalancerAddress);
 
     this.registerOutputs({
+      crds: this.crds,
+      istiod: this.istiod,
+      gateway: this.gateway,
       gatewayNamespace: this.gatewayNamespace,
+      gatewayService: this.gatewayService,
       gatewayAddress: this.gatewayAddress,
     });
   }

@@ -1,10 +1,12 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { addressRangeProblem } from "../ipv4";
 
 /** Where MetalLB publishes its Helm chart. */
 export const METALLB_CHART_REPO = "https://metallb.github.io/metallb";
-/** The MetalLB chart version installed when none is given. */
-export const DEFAULT_METALLB_VERSION = "0.14.9";
+
+/** The namespace MetalLB runs in unless told otherwise. */
+export const METALLB_NAMESPACE = "metallb-system";
 
 /** Arguments of {@link MetalLb}. */
 export interface MetalLbArgs {
@@ -13,38 +15,25 @@ export interface MetalLbArgs {
    * they must lie in the `kind` Docker network. Required.
    */
   readonly addressRange: pulumi.Input<string>;
-  /** MetalLB chart version; default {@link DEFAULT_METALLB_VERSION}. */
-  readonly version?: pulumi.Input<string>;
-  /** Namespace to create for MetalLB; default "metallb-system". */
+  /** MetalLB chart version (Pulumi.yaml's `metallbVersion`). Required. */
+  readonly version: pulumi.Input<string>;
+  /** Namespace to create for MetalLB; default {@link METALLB_NAMESPACE}. */
   readonly namespace?: pulumi.Input<string>;
-}
-
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
-function ipv4ToNumber(ip: string): number {
-  return ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
 }
 
 /**
  * Returns `range` if it is an address range MetalLB accepts in an IPAddressPool (an IPv4
- * `first-last` with first <= last, or an IPv4 CIDR); throws a message naming the fix otherwise.
+ * `first-last` with first <= last, or an IPv4 CIDR); throws a message naming the fix otherwise,
+ * as an error of `resource` when given.
  */
-export function checkAddressRange(range: string): string {
-  const fix =
-    'use "first-last" such as 172.18.255.200-172.18.255.250, or a CIDR such as 172.18.255.0/24';
-  const cidr = /^([\d.]+)\/(\d{1,2})$/.exec(range);
-  if (cidr) {
-    if (!IPV4.test(cidr[1]) || Number(cidr[2]) > 32) {
-      throw new Error(`MetalLB address range "${range}" is not a valid IPv4 CIDR; ${fix}`);
-    }
-    return range;
-  }
-  const parts = range.split("-");
-  if (parts.length !== 2 || !IPV4.test(parts[0]) || !IPV4.test(parts[1])) {
-    throw new Error(`MetalLB address range "${range}" is neither first-last nor a CIDR; ${fix}`);
-  }
-  if (ipv4ToNumber(parts[0]) > ipv4ToNumber(parts[1])) {
-    throw new Error(`MetalLB address range "${range}" starts after it ends; ${fix}`);
+export function checkAddressRange(range: string, resource?: pulumi.Resource): string {
+  const problem = addressRangeProblem(range);
+  if (problem !== undefined) {
+    throw new pulumi.ResourceError(
+      `MetalLB address range "${range}" ${problem}; use "first-last" such as ` +
+        "172.18.255.200-172.18.255.250, or a CIDR such as 172.18.255.0/24",
+      resource,
+    );
   }
   return range;
 }
@@ -70,14 +59,15 @@ export class MetalLb extends pulumi.ComponentResource {
     super("mlscore:index:MetalLb", name, {}, opts);
     // A known range fails here, before any child exists; a derived one fails at its apply.
     if (typeof args.addressRange === "string") {
-      checkAddressRange(args.addressRange);
+      checkAddressRange(args.addressRange, this);
     }
+    const namespaceName = args.namespace ?? METALLB_NAMESPACE;
 
     const namespace = new k8s.core.v1.Namespace(
       `${name}-namespace`,
       {
         metadata: {
-          name: args.namespace ?? "metallb-system",
+          name: namespaceName,
           // The speaker needs host networking and NET_RAW, which only "privileged" admits.
           labels: {
             "app.kubernetes.io/part-of": "mlscore",
@@ -98,7 +88,7 @@ export class MetalLb extends pulumi.ComponentResource {
       {
         name: "metallb",
         chart: "metallb",
-        version: args.version ?? DEFAULT_METALLB_VERSION,
+        version: args.version,
         repositoryOpts: { repo: METALLB_CHART_REPO },
         namespace: namespace.metadata.name,
         skipAwait: false,
@@ -111,7 +101,9 @@ export class MetalLb extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.addressRange = pulumi.output(args.addressRange).apply(checkAddressRange);
+    this.addressRange = pulumi
+      .output(args.addressRange)
+      .apply((range) => checkAddressRange(range, this));
     const pool = new k8s.apiextensions.CustomResource(
       `${name}-pool`,
       {
@@ -142,6 +134,8 @@ export class MetalLb extends pulumi.ComponentResource {
       namespace: this.namespace,
       poolName: this.poolName,
       addressRange: this.addressRange,
+      release: this.release,
+      ready: this.ready,
     });
   }
 }

@@ -3,13 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 
 /** Where metrics-server publishes its Helm chart. */
 export const METRICS_SERVER_CHART_REPO = "https://kubernetes-sigs.github.io/metrics-server/";
-/** The chart version installed when none is given (metrics-server 0.8.1). */
-export const DEFAULT_METRICS_SERVER_VERSION = "3.13.1";
 
 /** Arguments of {@link MetricsServer}. */
 export interface MetricsServerArgs {
-  /** Chart version; default {@link DEFAULT_METRICS_SERVER_VERSION}. */
-  readonly version?: pulumi.Input<string>;
+  /** Chart version (Pulumi.yaml's `metricsServerVersion`). Required. */
+  readonly version: pulumi.Input<string>;
 }
 
 /**
@@ -20,11 +18,7 @@ export class MetricsServer extends pulumi.ComponentResource {
   /** The Helm release. */
   readonly release: k8s.helm.v3.Release;
 
-  constructor(
-    name: string,
-    args: MetricsServerArgs = {},
-    opts: pulumi.ComponentResourceOptions = {},
-  ) {
+  constructor(name: string, args: MetricsServerArgs, opts: pulumi.ComponentResourceOptions = {}) {
     super("mlscore:index:MetricsServer", name, {}, opts);
 
     this.release = new k8s.helm.v3.Release(
@@ -32,7 +26,7 @@ export class MetricsServer extends pulumi.ComponentResource {
       {
         name: "metrics-server",
         chart: "metrics-server",
-        version: args.version ?? DEFAULT_METRICS_SERVER_VERSION,
+        version: args.version,
         repositoryOpts: { repo: METRICS_SERVER_CHART_REPO },
         namespace: "kube-system",
         skipAwait: false,
@@ -45,6 +39,6 @@ export class MetricsServer extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    this.registerOutputs({});
+    this.registerOutputs({ release: this.release });
   }
 }

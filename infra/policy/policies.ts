@@ -15,6 +15,7 @@ import {
   type PodSpec,
 } from "./workloads";
 import { weightedRoutesGated } from "./routes";
+import { GATEWAY_SERVICE_RESOURCE_NAME } from "../platform/istio-names";
 
 /** Config of {@link loadBalancersWhereAllowed}, from the stack's policy config file. */
 export interface LoadBalancerConfig {
@@ -23,10 +24,10 @@ export interface LoadBalancerConfig {
 }
 
 /**
- * Without a policy config file only the Istio ingress gateway's Service (the program names it
- * `istio-gateway-service`) may be a load balancer: the safest reading of "where allowed".
+ * Without a policy config file only the Istio ingress gateway's Service may be a load balancer:
+ * the safest reading of "where allowed".
  */
-export const DEFAULT_ALLOWED_LOAD_BALANCERS: readonly string[] = ["istio-gateway-service"];
+export const DEFAULT_ALLOWED_LOAD_BALANCERS: readonly string[] = [GATEWAY_SERVICE_RESOURCE_NAME];
 
 const SERVICE = "kubernetes:core/v1:Service";
 const HELM_RELEASE = "kubernetes:helm.sh/v3:Release";

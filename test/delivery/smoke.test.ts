@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { VARIANT_HEADER } from "../../infra/platform/variant-header";
 import { parseArgs } from "../smoke/smoke";
-import { REPO_ROOT } from "../infra/harness";
+import { REPO_ROOT } from "../infra/harness/stack-config";
 import { startService, type ServiceProcess } from "../service/support/service-process";
 
 const TSX = path.join(REPO_ROOT, "node_modules", ".bin", "tsx");

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
-import { REPO_ROOT } from "../infra/harness";
+import { REPO_ROOT } from "../infra/harness/stack-config";
 
 const WORKFLOW_DIR = path.join(REPO_ROOT, ".github", "workflows");
 const TSX = path.join(REPO_ROOT, "node_modules", ".bin", "tsx");

@@ -11,16 +11,10 @@ import { CONTAINER_PORT } from "../../infra/app/pod-spec";
 import { canaryIdentity, canaryMinReplicas } from "../../infra/app/scoring-app";
 import { PUBLIC_ROUTES } from "../../infra/platform/ingress-route";
 import { VARIANT_HEADER } from "../../infra/platform/variant-header";
-import {
-  FAKE_JOB_COMPLETION,
-  readStackConfig,
-  recordResources,
-  REPO_ROOT,
-  type MockOverrides,
-  type RecordedResource,
-  type RecordedRun,
-  unwrapSecrets,
-} from "./harness";
+import { FAKE_JOB_COMPLETION } from "./harness/mocks";
+import { type RecordedResource, type RecordedRun, unwrapSecrets } from "./harness/recorded-run";
+import { recordResources } from "./harness/recording";
+import { readStackConfig, REPO_ROOT } from "./harness/stack-config";
 import { validateKubernetesObject } from "./schemas/kubernetes";
 import { assertPodPolicy } from "./schemas/policy";
 
@@ -38,21 +32,6 @@ const CANARY = {
   canaryGoldenRequests: GOLDEN,
 };
 const IDENTITY = canaryIdentity({ uri: V2_URI, sha256: V2_SHA, name: "iris", version: "2" });
-
-const gkeMocks: MockOverrides = {
-  newResource: (args) =>
-    args.type === "gcp:container/cluster:Cluster"
-      ? {
-          id: "cluster-id",
-          state: {
-            ...(args.inputs as Record<string, unknown>),
-            name: "gke-cluster",
-            endpoint: "203.0.113.10",
-            masterAuth: { clusterCaCertificate: Buffer.from("ca").toString("base64") },
-          },
-        }
-      : undefined,
-};
 
 const T = {
   deployment: "kubernetes:apps/v1:Deployment",
@@ -99,7 +78,6 @@ function gke(config: Record<string, unknown> = {}): Promise<RecordedRun> {
   return recordResources(program, {
     stack: "gke",
     config: { ...readStackConfig("gke"), "gcp:project": PROJECT_ID, ...config },
-    mocks: gkeMocks,
   });
 }
 

@@ -3,11 +3,11 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
+import { KIND_NETWORK, KIND_REGISTRY } from "../../infra/cluster/kind";
 import { ISTIO_KUBERNETES_RANGE } from "../../infra/platform/istio";
-import { REPO_ROOT } from "./harness";
+import { readStackConfig, REPO_ROOT } from "./harness/stack-config";
 
 const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
-const UP = path.join(REPO_ROOT, "infra", "kind", "up.sh");
 const MIN_KIND = /min_kind_version="(\d+\.\d+\.\d+)"/.exec(read("infra/kind/up.sh"))?.[1];
 
 /** A Kubernetes minor as a number to compare: "1.36" → 1036. */
@@ -16,12 +16,30 @@ const minor = (version: string) => {
   return major * 1000 + minorPart;
 };
 
+/** What the fake `kind` and `docker` find on the machine. */
+interface FakeMachine {
+  /** What `kind version` prints. */
+  readonly kindVersion?: string;
+  /** Clusters `kind get clusters` lists. */
+  readonly clusters?: readonly string[];
+  /** Whether the registry container exists, runs and is on the kind network. */
+  readonly registry?: boolean;
+}
+
 /**
- * Runs infra/kind/up.sh with fake `kind`, `docker` and `kubectl` first on PATH, `kind version`
- * answering `versionLine`. Returns the exit code, stderr and every command the fakes received.
+ * Runs a script of infra/kind/ with fake `kind`, `docker` and `kubectl` first on PATH. Returns the
+ * exit code, stderr and every command the fakes received.
  */
-function runUp(versionLine: string): { code: number | null; stderr: string; calls: string[] } {
-  const dir = mkdtempSync(path.join(tmpdir(), "kind-up-"));
+function runKindScript(
+  script: "up.sh" | "down.sh",
+  machine: FakeMachine = {},
+): { code: number | null; stderr: string; calls: string[] } {
+  const {
+    kindVersion = "kind v0.33.0 go1.25.1 linux/amd64",
+    clusters = [],
+    registry = true,
+  } = machine;
+  const dir = mkdtempSync(path.join(tmpdir(), "kind-script-"));
   try {
     const log = path.join(dir, "calls.log");
     const fake = (name: string, body: string) => {
@@ -31,24 +49,26 @@ function runUp(versionLine: string): { code: number | null; stderr: string; call
     };
     fake(
       "kind",
-      `case "$1" in
-  version) echo "${versionLine}" ;;
-  get) [ "$2" = nodes ] && printf 'mlscore-control-plane\\nmlscore-worker\\n' ;;
+      `case "$1 $2" in
+  "version "*) echo "${kindVersion}" ;;
+  "get nodes") printf 'mlscore-control-plane\\nmlscore-worker\\n' ;;
+  "get clusters") printf '${clusters.join("\\n")}' ;;
 esac
 exit 0`,
     );
     fake(
       "docker",
       `case "$*" in
-  *State.Running*) echo true ;;
-  *Networks.kind*) echo '{"NetworkID":"n"}' ;;
+  *State.Running*) ${registry ? "echo true" : "exit 1"} ;;
+  "inspect kind-registry") ${registry ? "exit 0" : "exit 1"} ;;
+  *Networks.kind*) echo '${registry ? '{"NetworkID":"n"}' : "null"}' ;;
 esac
 cat >/dev/null 2>&1 || true
 exit 0`,
     );
     fake("kubectl", "cat >/dev/null; exit 0");
     writeFileSync(log, "");
-    const result = spawnSync("bash", [UP], {
+    const result = spawnSync("bash", [path.join(REPO_ROOT, "infra", "kind", script)], {
       env: { PATH: `${dir}:${process.env.PATH}` },
       encoding: "utf8",
       input: "",
@@ -71,14 +91,14 @@ describe("npm run kind:up", () => {
   });
 
   it("stops before touching Docker when kind is too old, naming the version to install", () => {
-    const run = runUp("kind v0.27.0 go1.23.4 linux/amd64");
+    const run = runKindScript("up.sh", { kindVersion: "kind v0.27.0 go1.23.4 linux/amd64" });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("kind-up: kind 0.27.0 is too old; install kind v0.33.0 or later");
     expect(run.calls).toEqual(["kind version"]);
   });
 
   it("stops when kind reports no version it can read", () => {
-    const run = runUp("something else entirely");
+    const run = runKindScript("up.sh", { kindVersion: "something else entirely" });
     expect(run.code).toBe(1);
     expect(run.stderr).toContain("kind-up: kind of unknown version is too old");
   });
@@ -86,7 +106,7 @@ describe("npm run kind:up", () => {
   it.each(["kind v0.33.0 go1.25.1 linux/amd64", "kind v0.40.2-alpha+1a2b3c go1.26 darwin/arm64"])(
     "goes on with %s: registry, cluster from cluster.yaml, registry wiring",
     (versionLine) => {
-      const run = runUp(versionLine);
+      const run = runKindScript("up.sh", { kindVersion: versionLine });
       expect([run.code, run.stderr]).toEqual([0, ""]);
       expect(run.calls).toContain(
         `kind create cluster --name mlscore --config ${path.join(REPO_ROOT, "infra", "kind", "cluster.yaml")}`,
@@ -96,10 +116,64 @@ describe("npm run kind:up", () => {
   );
 });
 
+describe("npm run kind:up and kind:down, as the dev stack expects them", () => {
+  const clusterName = readStackConfig("dev")["mlscore:kindClusterName"];
+  const registryPort = KIND_REGISTRY.split(":")[1];
+
+  it("makes the cluster the stack's kindClusterName names, its context kind-<name>", () => {
+    const run = runKindScript("up.sh");
+    expect(run.code).toBe(0);
+    expect(run.calls).toContainEqual(
+      expect.stringMatching(`^kind create cluster --name ${clusterName} `),
+    );
+    expect(run.calls).toContain(`kubectl --context kind-${clusterName} apply -f -`);
+  });
+
+  it("serves the registry where the program pushes (KIND_REGISTRY), on the nodes' network", () => {
+    const run = runKindScript("up.sh", { registry: false });
+    expect(run.code).toBe(0);
+    expect(run.calls).toContain(
+      `docker run -d --restart=always -p 127.0.0.1:${registryPort}:5000 --network bridge ` +
+        "--name kind-registry registry:2",
+    );
+    expect(run.calls).toContain(`docker network connect ${KIND_NETWORK} kind-registry`);
+    // Inside a node localhost is the node: each maps the program's registry name to the container.
+    for (const node of ["mlscore-control-plane", "mlscore-worker"]) {
+      expect(run.calls).toContain(
+        `docker exec ${node} mkdir -p /etc/containerd/certs.d/${KIND_REGISTRY}`,
+      );
+    }
+  });
+
+  it("kind:down removes the cluster and the registry kind:up made", () => {
+    const run = runKindScript("down.sh", { clusters: ["other", clusterName] });
+    expect(run.code).toBe(0);
+    expect(run.calls).toContain(`kind delete cluster --name ${clusterName}`);
+    expect(run.calls).toContain("docker rm -f kind-registry");
+  });
+
+  it("kind:down leaves other clusters and a missing registry alone", () => {
+    const run = runKindScript("down.sh", { clusters: ["other"], registry: false });
+    expect(run.code).toBe(0);
+    expect(run.calls.filter((call) => /delete|rm /.test(call))).toEqual([]);
+  });
+});
+
 describe("infra/kind/cluster.yaml", () => {
   const cluster = parseYaml(read("infra/kind/cluster.yaml")) as {
+    kind: string;
+    apiVersion: string;
     nodes: { role: string; image: string }[];
+    containerdConfigPatches: string[];
   };
+
+  it("has one control plane, two workers and containerd's certs.d enabled for the registry", () => {
+    expect([cluster.kind, cluster.apiVersion]).toEqual(["Cluster", "kind.x-k8s.io/v1alpha4"]);
+    expect(cluster.nodes.map((n) => n.role)).toEqual(["control-plane", "worker", "worker"]);
+    expect(cluster.containerdConfigPatches.join("\n")).toMatch(
+      /\[plugins\."io\.containerd\.grpc\.v1\.cri"\.registry\]\s+config_path = "\/etc\/containerd\/certs\.d"/,
+    );
+  });
 
   it("pins every node to one image by version and digest", () => {
     const images = new Set(cluster.nodes.map((n) => n.image));
@@ -108,6 +182,9 @@ describe("infra/kind/cluster.yaml", () => {
   });
 
   it("runs a Kubernetes the default Istio release supports", () => {
+    // The range was read for one Istio minor; a new istioVersion default needs a new range.
+    const istioVersion = readStackConfig("dev")["mlscore:istioVersion"];
+    expect(istioVersion.startsWith(`${ISTIO_KUBERNETES_RANGE.istio}.`)).toBe(true);
     const kubernetes = /:v(\d+\.\d+)\./.exec(cluster.nodes[0].image)?.[1] as string;
     expect(minor(kubernetes)).toBeGreaterThanOrEqual(minor(ISTIO_KUBERNETES_RANGE.oldest));
     expect(minor(kubernetes)).toBeLessThanOrEqual(minor(ISTIO_KUBERNETES_RANGE.newest));

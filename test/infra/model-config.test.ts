@@ -1,6 +1,6 @@
 import { GKE_METADATA_SERVER, PRIVATE_RANGES, modelStoreEgress } from "../../infra/app/model-store";
 import { ConfigError, parseConfig, type RawConfig } from "../../infra/config";
-import { readStackConfig } from "./harness";
+import { readStackConfig } from "./harness/stack-config";
 
 /** The config keys of an s3:// model and a registered one: what they accept, what they refuse. */
 

@@ -18,7 +18,9 @@ import {
   type S3Store,
 } from "../fixtures/model-stores";
 import { startService } from "../service/support/service-process";
-import { readStackConfig, recordResources, unwrapSecrets, type RecordedRun } from "./harness";
+import { type RecordedRun, unwrapSecrets } from "./harness/recorded-run";
+import { recordResources } from "./harness/recording";
+import { readStackConfig } from "./harness/stack-config";
 
 /**
  * `modelUri: models:/iris@champion` against a real MLflow tracking server (sqlite backend) whose

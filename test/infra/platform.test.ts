@@ -6,29 +6,16 @@ import {
   UPSTREAM_IDLE_TIMEOUT_SECONDS,
 } from "../../infra/platform/ingress-route";
 import {
-  DEFAULT_ISTIO_VERSION,
   INGRESS_GATEWAY_NAME,
   ISTIO_CHART_REPO,
   Istio,
   MESH_REPLICAS,
 } from "../../infra/platform/istio";
-import {
-  DEFAULT_METALLB_VERSION,
-  METALLB_CHART_REPO,
-  MetalLb,
-  checkAddressRange,
-} from "../../infra/platform/metallb";
-import {
-  DEFAULT_METRICS_SERVER_VERSION,
-  METRICS_SERVER_CHART_REPO,
-  MetricsServer,
-} from "../../infra/platform/metrics-server";
-import {
-  fakeLoadBalancerIp,
-  recordResources,
-  type RecordedResource,
-  type RecordedRun,
-} from "./harness";
+import { METALLB_CHART_REPO, MetalLb, checkAddressRange } from "../../infra/platform/metallb";
+import { METRICS_SERVER_CHART_REPO, MetricsServer } from "../../infra/platform/metrics-server";
+import { fakeLoadBalancerIp } from "./harness/mocks";
+import { type RecordedResource, type RecordedRun } from "./harness/recorded-run";
+import { recordResources } from "./harness/recording";
 import { validateKubernetesObject } from "./schemas/kubernetes";
 
 /**
@@ -164,6 +151,8 @@ const CUSTOM = {
   destinationRule: "kubernetes:networking.istio.io/v1:DestinationRule",
 } as const;
 const SERVICE_HOST = "scoring-service.mlscore.svc.cluster.local";
+/** Chart versions as a stack passes them on, which the components require. */
+const VERSIONS = { istio: "1.31.1", metallb: "0.14.9", metricsServer: "3.13.1" } as const;
 
 /** The platform as the Kind stack wires it: MetalLB, then Istio, then the app's route. */
 function runPlatform(
@@ -173,11 +162,19 @@ function runPlatform(
 ): Promise<RecordedRun> {
   return recordResources(() => {
     const provider = new k8s.Provider("kind", { context: "kind-mlscore" });
-    const metallb = new MetalLb("metallb", { addressRange }, { provider });
-    new MetricsServer("metrics-server", {}, { provider });
+    const metallb = new MetalLb(
+      "metallb",
+      { addressRange, version: VERSIONS.metallb },
+      { provider },
+    );
+    new MetricsServer("metrics-server", { version: VERSIONS.metricsServer }, { provider });
     const istio = new Istio(
       "istio",
-      { https: tlsSecretName !== undefined, loadBalancerSourceRanges },
+      {
+        version: VERSIONS.istio,
+        https: tlsSecretName !== undefined,
+        loadBalancerSourceRanges,
+      },
       { provider, dependsOn: metallb.ready },
     );
     const route = new IngressRoute(
@@ -252,7 +249,7 @@ describe("platform add-ons on Kind", () => {
   it("installs metrics-server, with the flag Kind's self-signed kubelet certificates need", () => {
     expect(run.one(RELEASE, "metrics-server-release").inputs).toMatchObject({
       chart: "metrics-server",
-      version: DEFAULT_METRICS_SERVER_VERSION,
+      version: VERSIONS.metricsServer,
       repositoryOpts: { repo: METRICS_SERVER_CHART_REPO },
       namespace: "kube-system",
       skipAwait: false,
@@ -271,7 +268,7 @@ describe("platform add-ons on Kind", () => {
     const release = run.one(RELEASE, "metallb-release");
     expect(release.inputs).toMatchObject({
       chart: "metallb",
-      version: DEFAULT_METALLB_VERSION,
+      version: VERSIONS.metallb,
       repositoryOpts: { repo: METALLB_CHART_REPO },
       namespace: "metallb-system",
       skipAwait: false,
@@ -319,7 +316,7 @@ describe("platform add-ons on Kind", () => {
     ] as const) {
       expect(release.inputs).toMatchObject({
         chart,
-        version: DEFAULT_ISTIO_VERSION,
+        version: VERSIONS.istio,
         repositoryOpts: { repo: ISTIO_CHART_REPO },
         skipAwait: false,
       });

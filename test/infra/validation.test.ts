@@ -2,7 +2,8 @@ import * as k8s from "@pulumi/kubernetes";
 import { ScoringApp } from "../../infra/app/scoring-app";
 import { IngressRoute } from "../../infra/platform/ingress-route";
 import { MetalLb } from "../../infra/platform/metallb";
-import { recordResources, type RecordedRun } from "./harness";
+import { type RecordedRun } from "./harness/recorded-run";
+import { recordResources } from "./harness/recording";
 import { type KubernetesObject, validateKubernetesObject } from "./schemas/kubernetes";
 import { podPolicyViolations, type PodSpec } from "../../infra/policy/workloads";
 import { assertPodPolicy, podSpecOf } from "./schemas/policy";
@@ -36,7 +37,11 @@ beforeAll(async () => {
       },
       { provider },
     );
-    new MetalLb("metallb", { addressRange: "172.18.255.200-172.18.255.250" }, { provider });
+    new MetalLb(
+      "metallb",
+      { addressRange: "172.18.255.200-172.18.255.250", version: "0.14.9" },
+      { provider },
+    );
     new IngressRoute(
       "scoring",
       { namespace: "mlscore", serviceHost: "scoring.mlscore.svc.cluster.local" },

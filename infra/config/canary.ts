@@ -1,12 +1,13 @@
 /** The canary's config keys: a second model beside the stable one, its weight and its gate. */
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { DEFAULT_MODEL_VERSION } from "../service/src/config";
-import { parseGoldenRequests } from "../service/src/gate/golden";
-import { carriesCredentials } from "./app/model-store";
-import { gcsBucket } from "./cluster/model-reader";
-import { PROJECT, type ConfigReader } from "./config-reader";
-import { checkReadable, type S3StoreSettings } from "./model-config";
+import { DEFAULT_MODEL_VERSION } from "../../service/src/config";
+import { parseGoldenRequests } from "../../service/src/gate/golden";
+import { carriesCredentials } from "../app/model-store";
+import { gcsBucket } from "../gcp/model-reader";
+import { PROJECT_DIR } from "../project-dir";
+import { PROJECT, type ConfigReader } from "./reader";
+import { checkReadable, type S3StoreSettings } from "./model";
 
 /** The name and version a model answers as (v2 metadata, `model_info`, logs). */
 export interface ServedModel {
@@ -36,9 +37,6 @@ export interface CanarySettings {
 
 /** Reads a file of the project by its path relative to the project folder; throws when it cannot. */
 export type ProjectFileReader = (relativePath: string) => string;
-
-/** The project folder, where Pulumi.yaml is: config paths are relative to it. */
-const PROJECT_DIR = path.resolve(__dirname, "..");
 
 export function readFromProject(relativePath: string): string {
   return readFileSync(path.join(PROJECT_DIR, relativePath), "utf8");

@@ -1,7 +1,7 @@
-import { BUCKET_URIS, STORE_ENDPOINT } from "../service/src/config";
-import { carriesCredentials, redactUri, storeHost } from "./app/model-store";
-import { PROJECT, type ConfigKey, type ConfigReader } from "./config-reader";
-import { parseRegisteredModelUri, type RegisteredModelRef } from "./registry/registered-model";
+import { BUCKET_URIS, STORE_ENDPOINT } from "../../service/src/config";
+import { carriesCredentials, redactUri, storeHost } from "../app/model-store";
+import { PROJECT, type ConfigKey, type ConfigReader } from "./reader";
+import { parseRegisteredModelUri, type RegisteredModelRef } from "../registry/registered-model";
 
 /** An S3-compatible store the pods (and the program, to pin the digest) read `s3://` models from. */
 export interface S3StoreSettings {
@@ -192,9 +192,7 @@ function readRegistry(
       ["mlflowTrackingToken", token],
     ] as const) {
       if (value !== "") {
-        read.problems.push(
-          `${PROJECT}:${key} applies only when modelUri names a registered model (models:/...); remove it with: pulumi config rm ${key}`,
-        );
+        read.remove(key, "applies only when modelUri names a registered model (models:/...)");
       }
     }
     return undefined;
@@ -296,9 +294,10 @@ export function readModelSettings(
       ["modelSha256", modelSha256],
     ] as const) {
       if (value !== "") {
-        read.problems.push(
-          `${PROJECT}:${key} comes from the registry when modelUri is ${modelUri}, which pins the ` +
-            `version and digest it resolves to; remove it with: pulumi config rm ${key}`,
+        read.remove(
+          key,
+          `comes from the registry when modelUri is ${modelUri}, which pins the version and ` +
+            "digest it resolves to",
         );
       }
     }
@@ -310,17 +309,13 @@ export function readModelSettings(
   const usesS3 =
     modelUri.startsWith("s3://") || registeredModel !== undefined || canaryUri.startsWith("s3://");
   if (!usesS3) {
-    const given = {
-      s3Endpoint: s3.endpoint,
-      s3AccessKeyId: s3.accessKeyId,
-      s3SecretAccessKey: s3.secretAccessKey,
-    };
-    for (const [key, value] of Object.entries(given)) {
+    for (const [key, value] of [
+      ["s3Endpoint", s3.endpoint],
+      ["s3AccessKeyId", s3.accessKeyId],
+      ["s3SecretAccessKey", s3.secretAccessKey],
+    ] as const) {
       if (value !== undefined) {
-        read.problems.push(
-          `${PROJECT}:${key} applies only to an s3:// model or a registered one (models:/...); ` +
-            `remove it with: pulumi config rm ${key}`,
-        );
+        read.remove(key, "applies only to an s3:// model or a registered one (models:/...)");
       }
     }
   }

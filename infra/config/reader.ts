@@ -60,6 +60,11 @@ export const CONFIG_KEYS = [
 /** A project config key, without its `mlscore:` namespace. */
 export type ConfigKey = (typeof CONFIG_KEYS)[number];
 
+/** A Kubernetes name (a namespace, a Kind cluster): a lowercase DNS label. */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** A chart or release version, `major.minor.patch`. */
+export const RELEASE_VERSION = /^\d+\.\d+\.\d+$/;
+
 /** Raw config as the engine hands it over: namespaced keys (`mlscore:replicas`, `gcp:project`). */
 export type RawConfig = Readonly<Record<string, string | undefined>>;
 
@@ -83,6 +88,11 @@ export class ConfigReader {
   /** Whether `key` is already reported: its value is then only a stand-in. */
   reported(key: ConfigKey): boolean {
     return this.failed.has(key);
+  }
+
+  /** A key that is set where it does not apply: the fix is to remove it. */
+  remove(key: ConfigKey, problem: string): void {
+    this.problems.push(`${PROJECT}:${key} ${problem}; remove it with: pulumi config rm ${key}`);
   }
 
   fail(key: ConfigKey, problem: string, example: string): void {
@@ -130,6 +140,16 @@ export class ConfigReader {
       this.fail(key, `must be true or false (got "${value}")`, String(example));
     }
     return example;
+  }
+
+  /** `low` <= `middle` <= `high`, each pair as {@link ordered} checks it; the fix moves low or high. */
+  between(
+    low: { key: ConfigKey; value: number },
+    middle: { key: ConfigKey; value: number },
+    high: { key: ConfigKey; value: number },
+  ): void {
+    this.ordered(low, middle, low.key);
+    this.ordered(middle, high, high.key);
   }
 
   /**
