@@ -53,7 +53,7 @@ export = async () => {
   const modelUri =
     model.uri === undefined ? undefined : secretIfCredential(model.uri, model.uriSecret);
   if (isRemoteModelUri(model.uri) && model.sha256 === undefined) {
-    pulumi.log.warn(
+    void pulumi.log.warn(
       "mlscore:modelSha256 is not set: pods started later serve whatever bytes then sit at " +
         "modelUri; pin them with: pulumi config set modelSha256 $(sha256sum model.onnx | cut -c1-64)",
     );

@@ -287,7 +287,7 @@ export const kubeconfigWithoutStaticCredentials: ResourceValidationPolicy = {
     if (args.type !== KUBERNETES_PROVIDER) {
       args.notApplicable(`only ${KUBERNETES_PROVIDER}`);
     }
-    const kubeconfig = args.props.kubeconfig;
+    const kubeconfig: unknown = args.props.kubeconfig;
     if (typeof kubeconfig !== "string" || kubeconfig === "") {
       return;
     }

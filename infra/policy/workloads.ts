@@ -77,13 +77,13 @@ export function valueAt(value: unknown, path: string): unknown {
 export function podSpecOf(type: string, props: Props): PodSpec | undefined {
   const spec = props.spec;
   if (type === "kubernetes:core/v1:Pod") {
-    return (spec ?? {}) as PodSpec;
+    return spec ?? {};
   }
   if (type === "kubernetes:batch/v1:CronJob") {
-    return (valueAt(spec, "jobTemplate.spec.template.spec") ?? {}) as PodSpec;
+    return valueAt(spec, "jobTemplate.spec.template.spec") ?? {};
   }
   if (TEMPLATED_TYPES.has(type)) {
-    return (valueAt(spec, "template.spec") ?? {}) as PodSpec;
+    return valueAt(spec, "template.spec") ?? {};
   }
   return undefined;
 }

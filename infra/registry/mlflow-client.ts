@@ -110,14 +110,15 @@ export class MlflowClient {
    * throws a {@link RegistryError}.
    */
   private async get<T>(path: string, query: Record<string, string>): Promise<T | ApiError> {
-    const url = `${this.trackingUri}/api/2.0/mlflow/${path}?${new URLSearchParams(query)}`;
+    const url = `${this.trackingUri}/api/2.0/mlflow/${path}?${new URLSearchParams(query).toString()}`;
     let response: Response;
     try {
-      response = await this.fetchOnce(url).catch((error: unknown) =>
+      response = await this.fetchOnce(url).catch((error: unknown) => {
         // A kept-alive connection the server closed as this request went out: fetch does not
         // retry it, and a GET is safe to send again, once, on a new connection.
-        connectionDropped(error) ? this.fetchOnce(url) : Promise.reject(error),
-      );
+        if (connectionDropped(error)) return this.fetchOnce(url);
+        throw error;
+      });
     } catch (error) {
       const { name, message, cause } = error as Error & {
         cause?: { code?: string; message?: string };

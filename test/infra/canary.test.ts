@@ -494,7 +494,7 @@ function changedPaths(before: unknown, after: unknown, at = ""): string[] {
   if (!isObject(before) || !isObject(after) || Array.isArray(before) !== Array.isArray(after)) {
     return [at];
   }
-  const keys = new Set([...Object.keys(before as object), ...Object.keys(after as object)]);
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   return [...keys].flatMap((key) =>
     changedPaths(
       (before as Record<string, unknown>)[key],

@@ -62,7 +62,7 @@ function broken(kind: string, changes: Record<string, unknown>): KubernetesObjec
   if (!found) {
     throw new Error(`the run declared no ${kind}`);
   }
-  const copy = structuredClone(found.object) as KubernetesObject;
+  const copy = structuredClone<KubernetesObject>(found.object);
   for (const [path, value] of Object.entries(changes)) {
     const keys = path.split(".");
     const last = keys.pop() as string;

@@ -118,7 +118,7 @@ function typeSpecificState(
 ): Record<string, unknown> {
   switch (type) {
     case "docker:index/image:Image": {
-      const imageName = String(inputs.imageName ?? name);
+      const imageName = text(inputs.imageName, name);
       const repository = imageName.replace(/:[^:/]+$/, "");
       return { imageName, repoDigest: `${repository}@sha256:${sha256(imageName)}` };
     }
@@ -134,17 +134,17 @@ function typeSpecificState(
         selfLink: `https://container.googleapis.com/v1/clusters/${name}`,
       };
     case "gcp:artifactregistry/repository:Repository": {
-      const location = String(inputs.location ?? "us-central1");
-      const project = String(inputs.project ?? "test-project");
-      const repositoryId = String(inputs.repositoryId ?? name);
+      const location = text(inputs.location, "us-central1");
+      const project = text(inputs.project, "test-project");
+      const repositoryId = text(inputs.repositoryId, name);
       return {
         name: repositoryId,
         registryUri: `${location}-docker.pkg.dev/${project}/${repositoryId}`,
       };
     }
     case "gcp:serviceaccount/account:Account": {
-      const project = String(inputs.project ?? "test-project");
-      const email = `${String(inputs.accountId ?? name)}@${project}.iam.gserviceaccount.com`;
+      const project = text(inputs.project, "test-project");
+      const email = `${text(inputs.accountId, name)}@${project}.iam.gserviceaccount.com`;
       return {
         email,
         member: `serviceAccount:${email}`,
@@ -176,7 +176,7 @@ function typeSpecificState(
         status: { nodeInfo: { architecture: KIND_NODE_ARCHITECTURE, osImage: "Debian" } },
       };
     case "kubernetes:helm.sh/v3:Release": {
-      const releaseName = String(inputs.name ?? `${name}-${shortHash(name)}`);
+      const releaseName = text(inputs.name, `${name}-${shortHash(name)}`);
       return {
         name: releaseName,
         status: {
@@ -200,4 +200,9 @@ function sha256(text: string): string {
 
 function shortHash(text: string): string {
   return sha256(text).slice(0, 8);
+}
+
+/** A string input as the engine passed it, or `fallback` when it was not given. */
+function text(value: unknown, fallback: string): string {
+  return typeof value === "string" ? value : fallback;
 }

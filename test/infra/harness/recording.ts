@@ -218,6 +218,8 @@ function interceptRegisterOutputs(
   const prototype = pulumi.ComponentResource.prototype as unknown as {
     registerOutputs(this: pulumi.ComponentResource, outputs?: unknown): void;
   };
+  // Put back as it was, and called with .call(this): never separated from its object.
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const original = prototype.registerOutputs;
   prototype.registerOutputs = function (this: pulumi.ComponentResource, outputs?: unknown) {
     if (!registeredOutputs.has(this)) {
@@ -247,12 +249,8 @@ function toRecord(
     custom: read || (req.getCustom?.() ?? false),
     read,
     importId: importId || undefined,
-    inputs: rawInputs
-      ? (pulumi.runtime.deserializeProperties(rawInputs) as Record<string, unknown>)
-      : {},
-    state: rawState
-      ? (pulumi.runtime.deserializeProperties(rawState) as Record<string, unknown>)
-      : {},
+    inputs: rawInputs ? pulumi.runtime.deserializeProperties(rawInputs) : {},
+    state: rawState ? pulumi.runtime.deserializeProperties(rawState) : {},
     parent: req.getParent() || undefined,
     provider: providerUrn(req.getProvider()),
     dependencies: req.getDependenciesList(),
