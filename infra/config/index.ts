@@ -137,7 +137,9 @@ export function parseConfig(
 function isConfigSecret(key: string): boolean {
   const sdk = runtimeConfig as unknown as { isConfigSecret?: (key: string) => boolean };
   if (typeof sdk.isConfigSecret !== "function") {
-    throw new Error("@pulumi/pulumi no longer has runtime isConfigSecret; update infra/config.ts");
+    throw new Error(
+      "@pulumi/pulumi no longer has runtime isConfigSecret; update infra/config/index.ts",
+    );
   }
   return sdk.isConfigSecret(key);
 }
