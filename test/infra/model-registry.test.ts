@@ -163,6 +163,8 @@ describe("modelUri: models:/iris@champion", () => {
       sha256: await storedDigest("1"),
     });
     expect(first.outputs.modelUri).toBe(`${logged["1"].artifact_uri}/model.onnx`);
+    // The pods answer as the registered model's name and version, and the output says so.
+    expect(first.outputs.servedModels).toEqual({ stable: { name: "iris", version: "1" } });
   });
 
   it("lets the pods reach the store on its port, and nothing else for the model", () => {
@@ -203,6 +205,7 @@ describe("modelUri: models:/iris@champion", () => {
         MODEL_VERSION: "2",
       });
       expect(moved.outputs.registeredModel).toMatchObject({ version: "2", alias: "champion" });
+      expect(moved.outputs.servedModels).toEqual({ stable: { name: "iris", version: "2" } });
     } finally {
       mlflow.registry(["alias", "iris", "champion", "1"]);
     }
