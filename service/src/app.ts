@@ -8,7 +8,7 @@ import { observeRequests, recordFault } from "./http/observe";
 import { SLICE_MS, Turns } from "./http/turns";
 import { planStacking, type StackingPlan } from "./model/batch";
 import { Batcher } from "./model/batcher";
-import type { Model } from "./model/model";
+import { ModelInputError, type Model } from "./model/model";
 import { withPredict } from "./model/with-predict";
 import { protocols } from "./protocols";
 import { buildOpenApi } from "./protocols/openapi";
@@ -114,6 +114,7 @@ interface HttpError extends Error {
 
 function toApiError(error: HttpError): ApiError {
   if (error instanceof ApiError) return error;
+  if (error instanceof ModelInputError) return new ApiError(400, error.message);
   if (error.status !== undefined && error.status >= 400 && error.status < 500) {
     return new ApiError(error.status, error.message);
   }

@@ -82,3 +82,14 @@ export interface Model {
   /** Frees the runtime's resources. */
   close(): Promise<void>;
 }
+
+/**
+ * The model's own run refused the values of a request that passed every check of its inputs (an
+ * index outside a lookup table, say): the client's data, not a fault of the server.
+ */
+export class ModelInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ModelInputError";
+  }
+}

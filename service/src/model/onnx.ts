@@ -3,6 +3,7 @@ import { DATA_TYPE_INFO } from "./data-types";
 import {
   DATA_TYPES,
   type DataType,
+  ModelInputError,
   type Model,
   type Tensor,
   type TensorData,
@@ -116,7 +117,9 @@ export class OnnxModel implements Model {
     const run = this.session.run(feeds);
     this.running.add(run);
     try {
-      const results = await run;
+      const results = await run.catch((error: unknown) => {
+        throw refusedInput(error) ?? error;
+      });
       return this.outputs.map(({ name }) => fromOrt(name, results[name]));
     } finally {
       this.running.delete(run);
@@ -274,4 +277,23 @@ export function fromHalfBits(bits: number): number {
   if (exponent === 0) return sign * mantissa * 2 ** -24;
   if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/** How onnxruntime reports a kernel that failed on the values it was given. */
+const KERNEL_FAILURE =
+  /^Non-zero status code returned while running (\S+) node\. Name:'([^']*)' Status Message: ([^]*)$/;
+
+/**
+ * A kernel's failure on the request's values, as a {@link ModelInputError}; undefined for
+ * anything else, and for running out of memory, which is the server's fault whatever the input.
+ */
+function refusedInput(error: unknown): ModelInputError | undefined {
+  // Duck-typed: the native addon's errors need not share this context's Error.
+  const message = (error as { message?: unknown } | undefined)?.message;
+  const match = typeof message === "string" ? KERNEL_FAILURE.exec(message.trim()) : null;
+  if (!match || /alloc|memory/i.test(match[3])) return undefined;
+  const [, op, node, status] = match;
+  return new ModelInputError(
+    `the model cannot run on these values: its ${op} node "${node}" says: ${status.trim()}`,
+  );
 }

@@ -232,6 +232,18 @@ describe("batching on the wire", () => {
       const data = (answer: string) => JSON.parse(answer.slice(4)).outputs[0].data;
       expect([0, 2, 4, 7].map((i) => data(answers[i]))).toEqual([[1.5], [2.5, 3.5], [5.5], [9.5]]);
       expect(answers[10]).toBe('200 {"score":[[7.5],[8.5]]}');
+      // An index the model's own run refuses is the client's data: 400, naming the node and why.
+      for (const [i, index] of [
+        [1, 99],
+        [9, 100],
+      ]) {
+        expect(answers[i]).toMatch(/^400 /);
+        expect(JSON.parse(answers[i].slice(4)).error).toBe(
+          'the model cannot run on these values: its Gather node "Gather" says: indices element ' +
+            `out of data bounds, idx=${index} must be within the inclusive range [-10,9]`,
+        );
+      }
+      expect(answers[3]).toMatch(/^400 .*idx=-11 must be within/);
       // Runs that a bad index failed were shared: their requests ran again, alone, and counted twice.
       expect(batched.requests).toBeGreaterThan(single.requests);
     } finally {
