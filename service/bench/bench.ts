@@ -10,10 +10,10 @@
  * more, each cell is the median of fresh processes, with the range beside it.
  */
 import os from "node:os";
-import path from "node:path";
 import {
   LOAD_CORE,
   SERVER_CORE,
+  SERVER_JS,
   freePort,
   peakRssMb,
   requireTools,
@@ -24,7 +24,6 @@ import {
 } from "./load";
 import { echoServer, mlserver, mlserverEnv } from "./peers";
 
-const SERVER_JS = path.resolve(__dirname, "..", "dist", "server.js");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "1,32,128").split(",").map(Number);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 1);

@@ -5,7 +5,6 @@
  * probe. The service's heap is sized as in the default pod (POD_HEAP).
  */
 import { spawn } from "node:child_process";
-import path from "node:path";
 import readline from "node:readline";
 import {
   bigBodies,
@@ -17,9 +16,8 @@ import {
   zerosBody,
   type Statuses,
 } from "./attacks";
+import { SERVER_CORE, SERVER_JS } from "./load";
 
-const SERVER_CORE = "0";
-const SERVER_JS = path.resolve(__dirname, "..", "dist", "server.js");
 const MiB = 1024 * 1024;
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 10) * 1000;
 

@@ -18,6 +18,9 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 
 export const SERVER_CORE = "0";
+
+/** The compiled service entry (`npm run build --workspace service`). */
+export const SERVER_JS = path.resolve(__dirname, "..", "dist", "server.js");
 export const LOAD_CORE = "1";
 
 /** What to start, and how to tell it is ready. */

@@ -22,8 +22,8 @@ import path from "node:path";
 import readline from "node:readline";
 import { residentMiB } from "./attacks";
 import { bigModel } from "./big-model";
+import { SERVER_JS } from "./load";
 
-const SERVER_JS = path.resolve(__dirname, "..", "dist", "server.js");
 const MiB = 1024 * 1024;
 const SIZES_MIB = (process.env.BENCH_SIZES_MIB ?? "50,200,500").split(",").map(Number);
 

@@ -11,9 +11,8 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { freePort, requireTools, sleep, start, wrk } from "./load";
+import { freePort, requireTools, SERVER_JS, sleep, start, wrk } from "./load";
 
-const SERVER_JS = path.resolve(__dirname, "..", "dist", "server.js");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? "32,128").split(",").map(Number);
 const TOP = Number(process.env.PROFILE_TOP ?? 0);

@@ -106,7 +106,8 @@ export class Batcher {
     }
   }
 
-  private fit(): number {
+  /** How many runs may be under way at once: as many as fit in one turn of the event loop. */
+  private runSlots(): number {
     return this.runMs === undefined
       ? 1
       : Math.max(1, Math.floor(this.options.sliceMs / this.runMs));
@@ -119,7 +120,7 @@ export class Batcher {
   }
 
   private start(): void {
-    while (this.running < this.fit() && this.queue.length > 0) {
+    while (this.running < this.runSlots() && this.queue.length > 0) {
       const batch = this.take();
       if (this.shouldWait(batch)) {
         this.queue.unshift(...batch);

@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
+import { SERVER_JS } from "../../../service/bench/load";
 
-/** The compiled service entry; `npm test` builds it first (the `pretest` script). */
-export const SERVER_JS = path.resolve(__dirname, "../../../service/dist/server.js");
+/** The compiled service entry; `npm test` builds it before jest runs. */
+export { SERVER_JS };
 
 export interface ServiceProcess {
   readonly child: ChildProcess;
